@@ -1,0 +1,106 @@
+"""The platform's configuration: one typed settings object read from ``CVP_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set, with defaults that work on a laptop.
+
+    Every field is read from the environment variable ``CVP_<FIELD NAME>``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CVP_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(Path(".cvp-data"), description="SQLite, artifacts, logs, secrets")
+    host: str = Field("127.0.0.1", description="management API interface")
+    port: int = Field(8080, ge=1, le=65535, description="management API port")
+    serve_port: int = Field(8000, ge=1, le=65535, description="Ray Serve prediction port")
+    dashboard_port: int = Field(8265, ge=1, le=65535, description="Ray dashboard port")
+    log_level: LogLevel = "INFO"
+    log_max_bytes: int = Field(10 * MIB, ge=4096, description="size at which a log file rotates")
+    log_backups: int = Field(5, ge=1, description="rotated log files kept")
+
+    gpu_slots: int = Field(2, ge=1, le=16, description="GPU jobs that may run at once")
+    gpu_queue_max: int = Field(32, ge=1, description="queued GPU jobs before 429")
+    gpu_memory_limit_mb: int = Field(16384, ge=256, description="per GPU worker process")
+    inference_workers: int = Field(10, ge=1, description="inference pool size")
+    inference_queue_max: int = Field(1000, ge=1, description="queued inference requests")
+    queue_timeout_s: float = Field(30.0, gt=0)
+    inference_timeout_s: float = Field(30.0, gt=0)
+
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+    session_hours: float = Field(24.0, gt=0, description="lifetime of a login token")
+    admin_password: SecretStr | None = Field(None, description="first admin's password")
+    bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor")
+    login_max_failures: int = Field(5, ge=1, description="failed logins before a lockout")
+    login_lockout_s: float = Field(900.0, ge=1, description="how long a lockout lasts")
+    max_request_bytes: int = Field(MIB, ge=1024, description="JSON request body limit")
+    store_busy_timeout_s: float = Field(5.0, gt=0, description="wait for SQLite's write lock")
+    shutdown_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, data_dir: Path) -> Path:
+        # Ray workers run in other directories: a relative path would point elsewhere there.
+        return data_dir.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set both CVP_TLS_CERTFILE and CVP_TLS_KEYFILE, or neither")
+        for tls_file in (self.tls_certfile, self.tls_keyfile):
+            if tls_file is not None and not tls_file.is_file():
+                raise ValueError(f"TLS file {tls_file} does not exist")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_certfile is not None
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "cvp.db"
+
+    @property
+    def jwt_secret_path(self) -> Path:
+        return self.data_dir / "jwt-secret"
+
+    @property
+    def admin_password_path(self) -> Path:
+        return self.data_dir / "admin-password.txt"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def run_dir(self) -> Path:
+        """Files that describe the running platform (its Ray address); gone after ``cvp down``."""
+        return self.data_dir / "run"
+
+    @property
+    def api_url(self) -> str:
+        scheme = "https" if self.tls_enabled else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def public_view(self) -> dict[str, Any]:
+        """The effective configuration with every secret masked, as ``cvp config`` prints it."""
+        view = self.model_dump(mode="json")
+        view["admin_password"] = "***" if self.admin_password is not None else None
+        return view

@@ -1,0 +1,126 @@
+"""The platform's exceptions: one base, a base per domain, small subclasses that name the condition.
+
+Each carries the HTTP status and the stable ``code`` that the API puts in its error body
+``{"error": {"code", "message", "request_id"}}``; the SDK maps the code back to the class.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CvpError(Exception):
+    """Base of every error the platform reports to a user."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(CvpError):
+    status = 422
+    code = "invalid_input"
+
+
+class NotFound(CvpError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(CvpError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(CvpError):
+    status = 413
+    code = "payload_too_large"
+
+
+# --- authentication and authorization -------------------------------------------------------
+
+
+class AuthError(CvpError):
+    """The caller could not be identified (401)."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class InvalidCredentials(AuthError):
+    code = "invalid_credentials"
+
+
+class TokenExpired(AuthError):
+    code = "token_expired"
+
+
+class TokenRevoked(AuthError):
+    code = "token_revoked"
+
+
+class LoginLocked(AuthError):
+    """Too many failed logins for this user name; it is locked until the time in the message."""
+
+    status = 429
+    code = "login_locked"
+
+
+class PermissionDenied(CvpError):
+    status = 403
+    code = "forbidden"
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+class StoreError(CvpError):
+    """Base of errors raised by the store."""
+
+
+class RecordNotFound(StoreError, NotFound):
+    pass
+
+
+class DuplicateRecord(StoreError, Conflict):
+    code = "duplicate"
+
+
+class LastAdminError(StoreError, Conflict):
+    code = "last_admin"
+
+
+class StoreUnavailable(StoreError):
+    """The store actor is down or SQLite could not take the write in time; nothing was written."""
+
+    status = 503
+    code = "store_unavailable"
+
+
+class PlatformRunning(StoreError, Conflict):
+    code = "platform_running"
+
+
+ERRORS_BY_CODE: dict[str, type[CvpError]] = {
+    cls.code: cls
+    for cls in (
+        CvpError,
+        InvalidInput,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        AuthError,
+        InvalidCredentials,
+        TokenExpired,
+        TokenRevoked,
+        LoginLocked,
+        PermissionDenied,
+        DuplicateRecord,
+        LastAdminError,
+        StoreUnavailable,
+        PlatformRunning,
+    )
+}

@@ -1,0 +1,139 @@
+"""Pydantic models shared by the management API and the SDK: what goes over the wire."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Role = Literal["admin", "engineer", "viewer"]
+ROLES: tuple[Role, ...] = ("admin", "engineer", "viewer")
+
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
+# bcrypt reads at most 72 bytes of a password; a longer one would be silently cut, so it is refused.
+PASSWORD_MAX_BYTES = 72
+PASSWORD_MIN_CHARS = 8
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_password_length(password: str) -> str:
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise ValueError(f"the password needs at least {PASSWORD_MIN_CHARS} characters")
+    if len(password.encode()) > PASSWORD_MAX_BYTES:
+        raise ValueError(f"the password may hold at most {PASSWORD_MAX_BYTES} bytes (UTF-8)")
+    return password
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ErrorDetail(WireModel):
+    code: str = Field(examples=["forbidden"])
+    message: str = Field(examples=["role 'viewer' may not do 'users.manage'"])
+    request_id: str = Field(examples=["5f1c2a9e0b7d4c3e8a6b1d2f3e4c5b6a"])
+    fields: list[dict[str, Any]] | None = Field(
+        None, description="for validation errors: one entry per rejected field"
+    )
+
+
+class ErrorBody(WireModel):
+    error: ErrorDetail
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+class LoginRequest(WireModel):
+    username: str = Field(min_length=1, max_length=64, examples=["admin"])
+    password: str = Field(min_length=1, max_length=1024, examples=["correct horse battery"])
+
+
+class TokenResponse(WireModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a scheme name)
+    expires_at: str = Field(description="ISO-8601 UTC time after which the token is refused")
+
+
+class Principal(WireModel):
+    """Who is calling: the user behind a token or an API key."""
+
+    user_id: int
+    username: str
+    role: Role
+    via: Literal["token", "api_key"]
+
+
+class ApiKeyCreate(WireModel):
+    name: str = Field(min_length=1, max_length=100, examples=["notebook"])
+
+
+class ApiKeyOut(WireModel):
+    id: int
+    name: str
+    prefix: str = Field(description="the key's first characters, enough to recognize it")
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="the full key; shown this once and never again")
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+class UserCreate(WireModel):
+    username: str = Field(pattern=USERNAME_PATTERN, examples=["alice"])
+    password: str = Field(examples=["a long pass phrase"])
+    role: Role = Field(examples=["engineer"])
+
+    _password_length = field_validator("password")(check_password_length)
+
+
+class RoleChange(WireModel):
+    role: Role
+
+
+class UserOut(WireModel):
+    id: int
+    username: str
+    role: Role
+    created_at: str
+    created_by: int | None
+
+
+# --- audit, health, configuration ------------------------------------------------------------
+
+
+class AuditEntry(WireModel):
+    id: int
+    at: str
+    request_id: str | None
+    user_id: int | None
+    username: str | None
+    action: str
+    resource: str
+    result: int = Field(description="the HTTP status the action ended with")
+    detail: str | None
+
+
+class Liveness(WireModel):
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class ComponentStatus(WireModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(WireModel):
+    status: Literal["ready", "unavailable"]
+    store: ComponentStatus
+    ray: ComponentStatus
+    serve: ComponentStatus
+    gpu: ComponentStatus

@@ -1,0 +1,58 @@
+"""Building the management API: one factory used by the server actor, the tests and the docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from cvplatform import __version__
+from serve_apps.api.errors import install_error_handlers
+from serve_apps.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from serve_apps.api.routes import api_keys, auth, docs, health, system, users
+from serve_apps.api.state import PlatformState
+
+ROUTERS = (health.router, auth.router, api_keys.router, users.router, system.router, docs.router)
+
+_DESCRIPTION = """\
+Manage users, models, datasets, training, benchmarks, reports and packages of a cv-platform node.
+
+Authenticate with `Authorization: Bearer <token>` (from `POST /api/v1/auth/login`) or with
+`X-API-Key: <key>`. Each operation's `x-roles` lists the roles allowed to call it. Errors are
+`{"error": {"code", "message", "request_id"}}`.
+"""
+
+
+def create_app(state: PlatformState) -> FastAPI:
+    app = FastAPI(
+        title="cv-platform management API",
+        version=__version__,
+        description=_DESCRIPTION,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.platform = state
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount(docs.ASSETS_URL, docs.docs_assets(), name="docs-assets")
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, default_limit=state.settings.max_request_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost: added last
+    app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi_document(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        document.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        document["security"] = [{"bearer": []}, {"apiKey": []}]
+        app.openapi_schema = document
+    return app.openapi_schema

@@ -1,0 +1,32 @@
+"""The audit log (admins) and the effective configuration (admins and engineers)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from cvplatform.schemas import AuditEntry
+from serve_apps.api.guard import GuardedRoute, requires
+from serve_apps.api.state import ReadDb, platform
+from serve_apps.auth.policy import Action
+from store import queries
+
+router = APIRouter(route_class=GuardedRoute, tags=["system"])
+
+
+@router.get("/api/v1/audit", **requires(Action.SYSTEM_MONITOR))
+async def list_audit_entries(
+    db: ReadDb,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    user_id: int | None = None,
+) -> list[AuditEntry]:
+    """Newest first: every state change and every denied request."""
+    return [AuditEntry(**row) for row in queries.audit_entries(db, limit, offset, user_id)]
+
+
+@router.get("/api/v1/config", **requires(Action.RESOURCES_READ))
+async def effective_config(request: Request) -> dict[str, Any]:
+    """The configuration the platform runs with, secrets masked (as ``cvp config`` prints)."""
+    return platform(request).settings.public_view()

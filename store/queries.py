@@ -1,0 +1,93 @@
+"""Reads: plain functions over a (read-only) connection, returning rows as dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+Row = dict[str, Any]
+
+_USER_COLUMNS = "id, username, role, created_at, created_by"
+_API_KEY_COLUMNS = "id, user_id, name, prefix, created_at, last_used_at, revoked_at"
+
+
+def _first(db: sqlite_utils.Database, sql: str, params: list[Any]) -> Row | None:
+    return next(iter(db.query(sql, params)), None)
+
+
+def user_by_id(db: sqlite_utils.Database, user_id: int) -> Row | None:
+    return _first(db, f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", [user_id])  # noqa: S608
+
+
+def user_credentials(db: sqlite_utils.Database, username: str) -> Row | None:
+    """The user with their password hash: for checking a login, never for showing."""
+    return _first(
+        db,
+        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE username = ?",  # noqa: S608
+        [username],
+    )
+
+
+def list_users(db: sqlite_utils.Database) -> list[Row]:
+    return list(db.query(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id"))  # noqa: S608
+
+
+def count_users(db: sqlite_utils.Database) -> int:
+    return db["users"].count
+
+
+def api_key_by_id(db: sqlite_utils.Database, key_id: int) -> Row | None:
+    return _first(
+        db,
+        f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?",  # noqa: S608
+        [key_id],
+    )
+
+
+def api_key_for_auth(db: sqlite_utils.Database, prefix: str) -> Row | None:
+    """The key with this prefix, its hash, and its owner's name and role."""
+    return _first(
+        db,
+        "SELECT k.id, k.user_id, k.key_hash, k.revoked_at, k.last_used_at, u.username, u.role"
+        " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.prefix = ?",
+        [prefix],
+    )
+
+
+def list_api_keys(db: sqlite_utils.Database, user_id: int) -> list[Row]:
+    return list(
+        db.query(
+            f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE user_id = ? ORDER BY id",  # noqa: S608
+            [user_id],
+        )
+    )
+
+
+def session_for_auth(db: sqlite_utils.Database, session_id: str) -> Row | None:
+    """The login session and its user's current name and role (a role change applies at once)."""
+    return _first(
+        db,
+        "SELECT s.id, s.user_id, s.expires_at, s.revoked_at, u.username, u.role"
+        " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
+        [session_id],
+    )
+
+
+def login_failures(db: sqlite_utils.Database, username: str) -> Row | None:
+    """The name's failed-login count and lockout end (ISO time or None); None if it has none."""
+    return _first(
+        db, "SELECT failures, locked_until FROM login_failures WHERE username = ?", [username]
+    )
+
+
+def audit_entries(
+    db: sqlite_utils.Database, limit: int, offset: int, user_id: int | None = None
+) -> list[Row]:
+    where, params = ("WHERE user_id = ?", [user_id]) if user_id is not None else ("", [])
+    return list(
+        db.query(
+            f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
+            [*params, limit, offset],
+        )
+    )

@@ -1,0 +1,112 @@
+"""Versioned migrations, applied in order at start; ``PRAGMA user_version`` records the last one.
+
+A migration is appended, never edited once it has shipped: a database in the field has run it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlite_utils
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+_V1_ACCOUNTS = """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'engineer', 'viewer')),
+    created_at TEXT NOT NULL,
+    created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE api_keys (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL UNIQUE,
+    key_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+);
+CREATE INDEX api_keys_user ON api_keys(user_id);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE TABLE login_failures (
+    username TEXT PRIMARY KEY COLLATE NOCASE,
+    failures INTEGER NOT NULL,
+    last_failed_at TEXT NOT NULL,
+    locked_until TEXT
+);
+-- No foreign key on user_id: the trail outlives the users it names.
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    request_id TEXT,
+    user_id INTEGER,
+    username TEXT,
+    action TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    result INTEGER NOT NULL,
+    detail TEXT
+);
+CREATE INDEX audit_log_at ON audit_log(at);
+-- Files under <data dir>/artifacts; models, datasets, reports and packages point here.
+CREATE TABLE artifacts (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: Sequence[Migration] = (Migration(1, "accounts, audit log, artifacts", _V1_ACCOUNTS),)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite_utils.Database) -> list[int]:
+    """Apply every migration newer than the database; returns the versions applied.
+
+    Each migration and its version bump commit together, so a crash leaves a database at a
+    version it fully has.
+    """
+    current = schema_version(db)
+    if current > LATEST_VERSION:
+        raise RuntimeError(
+            f"the database is at schema version {current}, newer than this release knows "
+            f"({LATEST_VERSION}); upgrade cv-platform"
+        )
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        # executescript commits whatever is pending first, so the transaction is in the script.
+        bump = f"PRAGMA user_version = {migration.version:d};"
+        try:
+            db.conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n{bump}\nCOMMIT;")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,47 @@
+"""Shared test setup: markers by folder, a `gpu` marker that skips where there is no GPU, and one
+Ray session for the whole test run (started only if a test asks for it)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# The tests set every CVP_* value they rely on; a developer's own environment must not leak in.
+for _name in [name for name in os.environ if name.startswith("CVP_")]:
+    del os.environ[_name]
+
+_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from cvplatform.gpu import probe_gpu
+
+    gpu = probe_gpu()
+    for item in items:
+        folder = Path(str(item.fspath)).relative_to(_TESTS).parts[0]
+        if folder in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, folder))
+        if "gpu" in item.keywords and not gpu.available:
+            item.add_marker(pytest.mark.skip(reason=f"needs a GPU: {gpu.detail}"))
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One Ray instance for every test that needs one (the platform's namespace, 2 GPU slots)."""
+    import ray
+
+    from cvplatform import RAY_NAMESPACE
+
+    ray.init(
+        namespace=RAY_NAMESPACE,
+        num_cpus=2,
+        resources={"gpu_slot": 2},
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    yield
+    ray.shutdown()

@@ -1,0 +1,83 @@
+"""The README's `make run`, as a new user runs it: it answers within 90 s and Ctrl-C stops it
+within 30 s with nothing lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import time
+
+import httpx
+
+from cvplatform.client import Client
+from store import queries
+from store.connections import open_reader
+from tests.e2e.conftest import ROOT, Machine
+from tests.helpers import wait_for
+
+
+def test_make_run_then_ctrl_c(machine: Machine) -> None:
+    console = machine.data_dir.parent / "console.txt"
+    with console.open("w") as sink:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=machine.env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+        )
+    try:
+        started = time.monotonic()
+
+        def health() -> httpx.Response:
+            assert process.poll() is None, console.read_text()
+            return httpx.get(f"{machine.api_url}/api/v1/health", timeout=5).raise_for_status()
+
+        wait_for(health, timeout_s=90)
+        assert time.monotonic() - started < 90
+        wait_for(lambda: "Press Ctrl-C" in console.read_text() or 1 / 0, timeout_s=30)
+        printed = console.read_text()
+        password_file = machine.data_dir / "admin-password.txt"
+        assert str(password_file) in printed
+        for url in (
+            machine.api_url,
+            machine.env["CVP_SERVE_PORT"],
+            machine.env["CVP_DASHBOARD_PORT"],
+        ):
+            assert url in printed
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+
+        with Client.login(machine.api_url, "admin", password_file.read_text().strip()) as admin:
+            admin.create_user("kept-user", "kept-password", "engineer")
+            ready = wait_for(lambda: _ready(admin), timeout_s=60)
+        assert ready.serve.ok and ready.store.ok and ready.ray.ok
+        serve_proxy = httpx.get(f"http://127.0.0.1:{machine.env['CVP_SERVE_PORT']}/", timeout=10)
+        assert serve_proxy.status_code in (404, 503)  # Serve's proxy, with no model deployed yet
+        dashboard = httpx.get(
+            f"http://127.0.0.1:{machine.env['CVP_DASHBOARD_PORT']}/api/version", timeout=10
+        )
+        assert dashboard.status_code in (200, 401)  # up, and asking for Ray's token
+
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        interrupted = time.monotonic()
+        process.wait(timeout=60)
+        assert time.monotonic() - interrupted < 30, console.read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+    assert "stopped." in console.read_text()
+    assert not (machine.data_dir / "run" / "cvp.pid").exists()
+    reader = open_reader(machine.data_dir / "cvp.db")
+    assert queries.user_credentials(reader, "kept-user") is not None
+    assert reader.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    reader.conn.close()
+
+
+def _ready(admin: Client) -> object:
+    report = admin.readiness()
+    assert report.status == "ready", report
+    return report

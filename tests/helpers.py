@@ -1,0 +1,64 @@
+"""Small helpers for tests: free ports, waiting for a condition, unique names."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import socket
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from serve_apps.api.guard import GuardedRoute
+
+T = TypeVar("T")
+_counter = itertools.count()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_counter)}-{time.monotonic_ns() % 100000}"
+
+
+def wait_for(attempt: Callable[[], T], timeout_s: float = 60.0, interval_s: float = 0.25) -> T:
+    """Call ``attempt`` until it returns without raising; re-raise its last error at the end."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return attempt()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval_s)
+
+
+async def _never_called() -> object:
+    raise AssertionError("building the route table must not touch the platform")
+
+
+def route_table() -> list[tuple[str, str, GuardedRoute]]:
+    """(method, concrete path, route) for every route of the API app, built without Ray."""
+    from cvplatform.clock import utc_now
+    from cvplatform.config import Settings
+    from serve_apps.api.app import create_app
+    from serve_apps.api.guard import guarded_routes
+    from serve_apps.api.state import PlatformState
+
+    state = PlatformState(
+        settings=Settings(),
+        store=None,  # type: ignore[arg-type]
+        jwt_secret=b"-" * 64,
+        clock=utc_now,
+        readiness=_never_called,  # type: ignore[arg-type]
+    )
+    table = []
+    for route in guarded_routes(create_app(state)):
+        path = re.sub(r"\{[^}]+\}", "999999", route.path)
+        table.extend((method, path, route) for method in sorted(route.methods - {"HEAD"}))
+    return table

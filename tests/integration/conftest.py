@@ -1,0 +1,94 @@
+"""A live platform for the integration tests: the real store actor and API actor on real Ray,
+a real SQLite file, and real HTTP on a free port. Serve is not started here (tests that need it
+start it once per module)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from cvplatform.bootstrap import ensure_first_admin
+from cvplatform.client import Client
+from cvplatform.config import Settings
+from cvplatform.schemas import Role, UserOut
+from serve_apps.api.server import start_api_actor
+from store.actor import StoreClient, start_store_actor
+from tests.helpers import free_port, unique
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+USER_PASSWORD = "user-password-for-tests"
+
+
+@dataclass
+class LivePlatform:
+    settings: Settings
+    store_actor: Any
+    api_actor: Any
+
+    @property
+    def url(self) -> str:
+        return self.settings.api_url
+
+    def anonymous(self, **options: Any) -> Client:
+        return Client(self.url, **options)
+
+    def login(self, username: str, password: str) -> Client:
+        return Client.login(self.url, username, password)
+
+    def admin(self) -> Client:
+        return self.login("admin", ADMIN_PASSWORD)
+
+    def new_user(self, role: Role) -> tuple[UserOut, Client]:
+        """A fresh user of ``role`` and a client logged in as them."""
+        with self.admin() as admin:
+            user = admin.create_user(unique(role), USER_PASSWORD, role)
+        return user, self.login(user.username, USER_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
+    data_dir: Path = tmp_path_factory.mktemp("platform")
+    settings = Settings(
+        data_dir=data_dir,
+        port=free_port(),
+        admin_password=ADMIN_PASSWORD,
+        bcrypt_rounds=4,
+        login_max_failures=3,
+        login_lockout_s=2,
+        # Long enough that a test can kill the store actor while a write waits for the lock.
+        store_busy_timeout_s=10,
+    )
+    store_actor = start_store_actor(settings)
+    ensure_first_admin(settings, StoreClient(store_actor))
+    api_actor = start_api_actor(settings)
+    yield LivePlatform(settings, store_actor, api_actor)
+    ray.get(api_actor.stop.remote())
+    ray.kill(api_actor)
+    ray.get(store_actor.close.remote())
+    ray.kill(store_actor)
+
+
+@pytest.fixture
+def admin(platform: LivePlatform) -> Iterator[Client]:
+    with platform.admin() as client:
+        yield client
+
+
+@pytest.fixture
+def role_client(platform: LivePlatform) -> Iterator[Callable[[Role], Client]]:
+    """Makes clients logged in as new users of a role; closes them afterwards."""
+    clients: list[Client] = []
+
+    def make(role: Role) -> Client:
+        client = platform.new_user(role)[1]
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
