@@ -5,6 +5,7 @@ Each command is a few lines over :mod:`cvplatform.bootstrap`, :mod:`store` and t
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -149,14 +150,19 @@ def _api_alive(settings: Settings) -> bool:
 
 
 def _running_pid(settings: Settings) -> int | None:
+    """The pid of this data directory's `cvp up`, if that process is alive.
+
+    A pid file left by a crash may name a process that has since reused the number: only a
+    process whose command line is cv-platform's counts.
+    """
     from cvplatform.bootstrap import pid_file
 
     try:
         pid = int(pid_file(settings).read_text())
-        os.kill(pid, 0)
+        command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if b"cvp" in command_line or b"cvplatform" in command_line else None
 
 
 @main.command()
@@ -213,7 +219,6 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_create(username: str, role: str, password_stdin: bool) -> None:
     """Create a user with a role."""
-    from cvplatform.bootstrap import operator_store
     from serve_apps.auth.passwords import hash_password
 
     if password_stdin:
@@ -226,10 +231,14 @@ def user_create(username: str, role: str, password_stdin: bool) -> None:
         raise click.ClickException(_first_problem(error)) from error
     settings = load_settings()
     password_hash = hash_password(request.password, settings.bcrypt_rounds)
-    with operator_store(settings) as store:
-        row = store.call(
-            "create_user", username=request.username, password_hash=password_hash, role=role
-        )
+    row = _operator_change(
+        settings,
+        f"user {request.username} as {role}",
+        "create_user",
+        username=request.username,
+        password_hash=password_hash,
+        role=role,
+    )
     click.echo(f"created user {row['username']} (id {row['id']}) as {row['role']}")
 
 
@@ -253,12 +262,9 @@ def user_list() -> None:
 @click.argument("username")
 def user_delete(username: str) -> None:
     """Delete a user (never the last admin)."""
-    from cvplatform.bootstrap import operator_store
-
     settings = load_settings()
     user_id = _user_id(settings, username)
-    with operator_store(settings) as store:
-        store.call("delete_user", user_id=user_id)
+    _operator_change(settings, f"user {username}", "delete_user", user_id=user_id)
     click.echo(f"deleted user {username}")
 
 
@@ -267,13 +273,27 @@ def user_delete(username: str) -> None:
 @click.argument("role", type=click.Choice(ROLES))
 def user_set_role(username: str, role: str) -> None:
     """Change a user's role (never demoting the last admin)."""
-    from cvplatform.bootstrap import operator_store
-
     settings = load_settings()
     user_id = _user_id(settings, username)
-    with operator_store(settings) as store:
-        row = store.call("set_role", user_id=user_id, role=role)
+    row = _operator_change(settings, f"role {role}", "set_role", user_id=user_id, role=role)
     click.echo(f"{row['username']} is now {row['role']}")
+
+
+def _operator_change(settings: Settings, detail: str, operation: str, **kwargs: Any) -> Any:
+    """Run one store operation for the operator and put it in the audit log, like the API does."""
+    from cvplatform.bootstrap import operator_store
+
+    with operator_store(settings) as store:
+        result = store.call(operation, **kwargs)
+        store.call(
+            "append_audit",
+            action=operation,
+            resource=f"cvp user {operation}",
+            result=0,
+            username=f"cli:{getpass.getuser()}",
+            detail=detail,
+        )
+    return result
 
 
 def _user_id(settings: Settings, username: str) -> int:

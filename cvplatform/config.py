@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cvplatform.schemas import check_password_length
+
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 
 MIB = 1024 * 1024
@@ -19,7 +21,10 @@ class Settings(BaseSettings):
     Every field is read from the environment variable ``CVP_<FIELD NAME>``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="CVP_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a refused configuration must not print the admin password back.
+    model_config = SettingsConfigDict(
+        env_prefix="CVP_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(Path(".cvp-data"), description="SQLite, artifacts, logs, secrets")
     host: str = Field("127.0.0.1", description="management API interface")
@@ -55,6 +60,13 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, data_dir: Path) -> Path:
         # Ray workers run in other directories: a relative path would point elsewhere there.
         return data_dir.expanduser().resolve()
+
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password_length(cls, password: SecretStr | None) -> SecretStr | None:
+        if password is not None:
+            check_password_length(password.get_secret_value())
+        return password
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

@@ -19,6 +19,14 @@ class CvpError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep attributes set after construction when the error crosses a Ray process boundary.
+        return (type(self), (self.message,), dict(self.__dict__))
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with this error's response."""
+        return {}
+
 
 class InvalidInput(CvpError):
     status = 422
@@ -49,6 +57,9 @@ class AuthError(CvpError):
     status = 401
     code = "unauthenticated"
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="cv-platform"'}
+
 
 class InvalidCredentials(AuthError):
     code = "invalid_credentials"
@@ -67,6 +78,13 @@ class LoginLocked(AuthError):
 
     status = 429
     code = "login_locked"
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class PermissionDenied(CvpError):
@@ -104,23 +122,12 @@ class PlatformRunning(StoreError, Conflict):
     code = "platform_running"
 
 
-ERRORS_BY_CODE: dict[str, type[CvpError]] = {
-    cls.code: cls
-    for cls in (
-        CvpError,
-        InvalidInput,
-        NotFound,
-        Conflict,
-        PayloadTooLarge,
-        AuthError,
-        InvalidCredentials,
-        TokenExpired,
-        TokenRevoked,
-        LoginLocked,
-        PermissionDenied,
-        DuplicateRecord,
-        LastAdminError,
-        StoreUnavailable,
-        PlatformRunning,
-    )
-}
+def _all_subclasses(cls: type[CvpError]) -> list[type[CvpError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _all_subclasses(child))]
+
+
+# The SDK turns an error body's code back into its class. Where classes share a code (a store's
+# RecordNotFound and the generic NotFound), the most general one is kept.
+ERRORS_BY_CODE: dict[str, type[CvpError]] = {}
+for _error_class in _all_subclasses(CvpError):
+    ERRORS_BY_CODE.setdefault(_error_class.code, _error_class)

@@ -117,7 +117,9 @@ class AuditEntry(WireModel):
     username: str | None
     action: str
     resource: str
-    result: int = Field(description="the HTTP status the action ended with")
+    result: int = Field(
+        description="the HTTP status the action ended with (0 for an operator's `cvp` command)"
+    )
     detail: str | None
 
 

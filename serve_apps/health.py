@@ -3,6 +3,7 @@ jobs run on the CPU where there is none)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from cvplatform.errors import CvpError
@@ -10,24 +11,34 @@ from cvplatform.schemas import ComponentStatus, Readiness
 from serve_apps.api.state import StoreGateway
 
 Probe = Callable[[], Awaitable[ComponentStatus]]
+# A monitor asks often and waits little: a component slower than this is not ready.
+PROBE_TIMEOUT_S = 3.0
 
 
 async def probe_store(store: StoreGateway) -> ComponentStatus:
+    answer = await store.ping()
+    return ComponentStatus(ok=True, detail=f"writable, schema version {answer['schema_version']}")
+
+
+async def _bounded(name: str, probe: Probe) -> ComponentStatus:
     try:
-        answer = await store.ping()
+        return await asyncio.wait_for(probe(), PROBE_TIMEOUT_S)
+    except TimeoutError:
+        return ComponentStatus(ok=False, detail=f"{name} did not answer within {PROBE_TIMEOUT_S}s")
     except CvpError as error:
         return ComponentStatus(ok=False, detail=error.message)
-    return ComponentStatus(ok=True, detail=f"writable, schema version {answer['schema_version']}")
+    except Exception as error:
+        return ComponentStatus(ok=False, detail=f"{name} check failed: {error}")
 
 
 async def gather_readiness(
     store: StoreGateway, ray_probe: Probe, serve_probe: Probe, gpu_probe: Probe
 ) -> Readiness:
-    store_status = await probe_store(store)
-    ray_status, serve_status, gpu_status = (
-        await ray_probe(),
-        await serve_probe(),
-        await gpu_probe(),
+    store_status, ray_status, serve_status, gpu_status = await asyncio.gather(
+        _bounded("the store", lambda: probe_store(store)),
+        _bounded("Ray", ray_probe),
+        _bounded("Serve", serve_probe),
+        _bounded("the GPU probe", gpu_probe),
     )
     ready = store_status.ok and ray_status.ok and serve_status.ok
     return Readiness(

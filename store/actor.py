@@ -19,7 +19,7 @@ from cvplatform.errors import CvpError, InvalidInput, StoreUnavailable
 from cvplatform.jsonlog import configure_logging
 from store.lock import DataDirLock
 from store.schema import LATEST_VERSION
-from store.writer import StoreWriter
+from store.writer import StoreWriter, sqlite_errors_translated
 
 STORE_ACTOR_NAME = "cvp-store"
 log = logging.getLogger("cvp.store")
@@ -36,10 +36,12 @@ class StoreActor:
     def call(self, operation: str, kwargs: dict[str, Any]) -> Any:
         if operation not in StoreWriter.OPERATIONS:
             raise InvalidInput(f"the store has no operation {operation!r}")
-        return getattr(self._writer, operation)(**kwargs)
+        with sqlite_errors_translated():
+            return getattr(self._writer, operation)(**kwargs)
 
     def ping(self) -> dict[str, Any]:
-        self._writer.check_writable()
+        with sqlite_errors_translated():
+            self._writer.check_writable()
         return {"db": str(self._writer.db_path), "schema_version": LATEST_VERSION}
 
     def close(self) -> None:

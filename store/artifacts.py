@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +51,11 @@ def write_artifact(
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         raise FileExistsError(f"artifact {relative_path} exists already")
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     digest = hashlib.sha256()
     size = 0
     try:
-        with temporary.open("wb") as sink:
+        with os.fdopen(fd, "wb") as sink:
             for chunk in chunks:
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
@@ -63,9 +64,9 @@ def write_artifact(
                 sink.write(chunk)
             sink.flush()
             os.fsync(sink.fileno())
-        temporary.rename(target)
+        os.link(temporary, target)  # unlike a rename, fails if another writer got there first
     finally:
-        temporary.unlink(missing_ok=True)
+        Path(temporary).unlink()
     return StoredFile(relative_path, digest.hexdigest(), size)
 
 

@@ -7,10 +7,11 @@ lock free); the database it replaces is kept beside it first.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
-from cvplatform.clock import Clock, utc_now
+from cvplatform.clock import Clock, to_iso, utc_now
 from cvplatform.errors import InvalidInput
 from store.connections import open_reader, open_writer
 from store.lock import DataDirLock
@@ -23,6 +24,8 @@ def backup_database(db_path: Path, destination: Path) -> Path:
         raise InvalidInput(f"{destination} exists already; name a new file")
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
+    # The backup holds password hashes: readable by its owner only, from its first byte.
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     source = open_reader(db_path)
     try:
         target = sqlite3.connect(partial)
@@ -66,6 +69,10 @@ def restore_database(
 ) -> Path | None:
     """Replace the database's content with the backup's; returns where the old one was kept.
 
+    Every login session in the restored database is revoked: a token that was logged out after
+    the backup was taken must not come back to life. (API keys and users come back as they were
+    in the backup; review them after a restore.)
+
     Raises:
         PlatformRunning: the platform is running on this data directory.
         InvalidInput: the backup is missing, damaged, or not a cv-platform database.
@@ -80,6 +87,9 @@ def restore_database(
         target = open_writer(db_path, busy_timeout_s)
         try:
             source.backup(target.conn)
+            target.execute(
+                "UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL", [to_iso(clock())]
+            )
             target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             source.close()

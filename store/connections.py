@@ -38,8 +38,8 @@ def open_reader(db_path: Path, busy_timeout_s: float = 5.0) -> sqlite_utils.Data
         f"{db_path.resolve().as_uri()}?mode=ro",
         uri=True,
         timeout=busy_timeout_s,
-        # A request's dependency opens it in a worker thread and its handler may use it in the
-        # event loop's thread; each connection still serves one request at a time.
+        # The guard and a route's dependency open it, and a sync handler may use it from
+        # FastAPI's thread pool; each connection still serves one request at a time.
         check_same_thread=False,
     )
     return sqlite_utils.Database(conn)

@@ -20,6 +20,7 @@ from cvplatform.errors import (
     Conflict,
     DuplicateRecord,
     LastAdminError,
+    LoginLocked,
     RecordNotFound,
     StoreUnavailable,
 )
@@ -44,7 +45,14 @@ def sqlite_errors_translated() -> Iterator[None]:
             raise StoreUnavailable(
                 "the database is busy (another process holds its write lock); try again"
             ) from error
-        raise
+        raise StoreUnavailable(f"the database failed: {error}") from error
+    except sqlite3.DatabaseError as error:  # a damaged file, a full disk, an I/O error
+        raise StoreUnavailable(f"the database failed: {error}") from error
+
+
+def _locked(locked_until: str, now: str) -> LoginLocked:
+    wait_s = max(1, int((from_iso(locked_until) - from_iso(now)).total_seconds()) + 1)
+    return LoginLocked(f"too many failed logins; try again after {locked_until}", wait_s)
 
 
 class StoreWriter:
@@ -68,6 +76,7 @@ class StoreWriter:
             "touch_api_key",
             "create_session",
             "revoke_session",
+            "reserve_login_attempt",
             "record_login_failure",
             "clear_login_failures",
             "append_audit",
@@ -91,14 +100,17 @@ class StoreWriter:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite_utils.Database]:
+        conn = self._db.conn
         with sqlite_errors_translated():
-            self._db.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                conn.execute("COMMIT")
+            finally:
+                # SQLite may have rolled back on its own (I/O error, full disk); a failed COMMIT
+                # leaves the transaction open. Either way the connection must be usable after.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
 
     def _user(self, user_id: int) -> Row:
         user = queries.user_by_id(self._db, user_id)
@@ -214,33 +226,71 @@ class StoreWriter:
                 [self._now(), session_id],
             )
 
+    def reserve_login_attempt(
+        self, username: str, now: str, max_failures: int, lockout_s: float
+    ) -> Row:
+        """Count a login attempt before its password is checked; refuse it if the name is locked.
+
+        Counting first means a burst of parallel guesses gets at most ``max_failures`` password
+        checks per lockout, not one per request. A success clears the count
+        (:meth:`clear_login_failures`); a failure may lock the name (:meth:`record_login_failure`).
+
+        Raises:
+            LoginLocked: the name is locked, or ``max_failures`` attempts are already counted.
+        """
+        with self._transaction() as db:
+            self._forget_old_failures(db, now, lockout_s)
+            row = db.execute(
+                "SELECT failures, locked_until FROM login_failures WHERE username = ?",
+                [username],
+            ).fetchone()
+            if row is not None and row[1] is not None and row[1] > now:
+                raise _locked(row[1], now)
+            lock_over = row is not None and row[1] is not None
+            attempts = 1 if row is None or lock_over else row[0] + 1
+            if attempts > max_failures:
+                raise LoginLocked("too many login attempts at once; try again shortly", 1)
+            db.execute(
+                "INSERT INTO login_failures (username, failures, last_failed_at, locked_until)"
+                " VALUES (?, ?, ?, NULL) ON CONFLICT(username) DO UPDATE SET"
+                " failures = excluded.failures, last_failed_at = excluded.last_failed_at,"
+                " locked_until = NULL",
+                [username, attempts, now],
+            )
+        return {"failures": attempts, "locked_until": None}
+
     def record_login_failure(
         self, username: str, now: str, max_failures: int, lockout_s: float
     ) -> Row:
-        """Count a failed login; the ``max_failures``-th in a row locks the name until later.
+        """The reserved attempt failed: at ``max_failures`` counted, lock the name for a while.
 
         Returns the name's state: ``failures`` and ``locked_until`` (None when not locked).
         """
         with self._transaction() as db:
             row = db.execute(
-                "SELECT failures, locked_until FROM login_failures WHERE username = ?",
-                [username],
+                "SELECT failures FROM login_failures WHERE username = ?", [username]
             ).fetchone()
-            failures = 1
-            if row is not None:
-                lock_over = row[1] is not None and row[1] <= now
-                failures = 1 if lock_over else row[0] + 1
+            failures = 1 if row is None else int(row[0])
             locked_until = None
             if failures >= max_failures:
                 locked_until = to_iso(from_iso(now) + timedelta(seconds=lockout_s))
             db.execute(
                 "INSERT INTO login_failures (username, failures, last_failed_at, locked_until)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET"
-                " failures = excluded.failures, last_failed_at = excluded.last_failed_at,"
-                " locked_until = excluded.locked_until",
+                " last_failed_at = excluded.last_failed_at, locked_until = excluded.locked_until",
                 [username, failures, now, locked_until],
             )
         return {"failures": failures, "locked_until": locked_until}
+
+    @staticmethod
+    def _forget_old_failures(db: sqlite_utils.Database, now: str, lockout_s: float) -> None:
+        # Guesses at made-up names would otherwise grow this table without end.
+        horizon = to_iso(from_iso(now) - timedelta(seconds=lockout_s))
+        db.execute(
+            "DELETE FROM login_failures WHERE last_failed_at < ?"
+            " AND (locked_until IS NULL OR locked_until <= ?)",
+            [horizon, now],
+        )
 
     def clear_login_failures(self, username: str) -> None:
         with self._transaction() as db:

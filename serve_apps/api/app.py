@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from cvplatform import __version__
 from serve_apps.api.errors import install_error_handlers
+from serve_apps.api.guard import guarded_routes
 from serve_apps.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from serve_apps.api.routes import api_keys, auth, docs, health, system, users
 from serve_apps.api.state import PlatformState
@@ -41,6 +42,7 @@ def create_app(state: PlatformState) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, default_limit=state.settings.max_request_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: added last
     app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
+    guarded_routes(app)  # refuses to build if any route bypasses the guard
     return app
 
 

@@ -43,12 +43,16 @@ async def authenticate(request: Request) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError(f"unsupported Authorization header: {_HOW_TO_AUTHENTICATE}")
-        return _from_token(state, db, token.strip())
+        principal, session_id = _from_token(state, db, token.strip())
+        request.state.session_id = session_id  # what logout revokes
+        return principal
     finally:
         db.conn.close()
 
 
-def _from_token(state: PlatformState, db: sqlite_utils.Database, token: str) -> Principal:
+def _from_token(
+    state: PlatformState, db: sqlite_utils.Database, token: str
+) -> tuple[Principal, str]:
     now = state.clock()
     claims = decode_token(token, state.jwt_secret, now)
     session = queries.session_for_auth(db, claims.session_id)
@@ -58,9 +62,10 @@ def _from_token(state: PlatformState, db: sqlite_utils.Database, token: str) -> 
         raise TokenRevoked("this token was revoked (logged out); log in again")
     if session["expires_at"] <= to_iso(now):
         raise TokenExpired("the token has expired; log in again")
-    return Principal(
+    principal = Principal(
         user_id=session["user_id"], username=session["username"], role=session["role"], via="token"
     )
+    return principal, claims.session_id
 
 
 async def _from_api_key(state: PlatformState, db: sqlite_utils.Database, key: str) -> Principal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,7 +45,7 @@ async def _platform_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, CvpError)
     if error.status >= 500:
         log.warning("request failed: %s", error.message, extra={"code": error.code})
-    return error_response(error.status, error.code, error.message)
+    return error_response(error.status, error.code, error.message, headers=error.headers() or None)
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
@@ -73,7 +74,14 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"invalid request: {summary}", fields)
 
 
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    # A read failed (writes are translated by the store actor): the same 503 as a failed write.
+    log.error("database read failed: %s", error)
+    return error_response(503, "store_unavailable", f"the database could not be read: {error}")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CvpError, _platform_error)
+    app.add_exception_handler(sqlite3.Error, _database_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

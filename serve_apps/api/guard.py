@@ -7,6 +7,7 @@ the body and run the handler. State-changing requests and every denial go to the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -94,18 +95,24 @@ async def _audit(request: Request, route_name: str, status: int) -> None:
         return
     principal: Principal | None = getattr(request.state, "principal", None)
     try:
-        await platform(request).store.call(
-            "append_audit",
-            action=route_name,
-            resource=f"{request.method} {request.url.path}",
-            result=status,
-            user_id=principal.user_id if principal else None,
-            username=principal.username if principal else getattr(request.state, "actor", None),
-            request_id=getattr(request.state, "request_id", None),
-            detail=getattr(request.state, "audit_detail", None),
-        )
+        await asyncio.wait_for(_append_audit(request, route_name, status, principal), 10.0)
     except Exception as error:
         log.error("audit write failed: %s", error, extra={"route": route_name, "status": status})
+
+
+async def _append_audit(
+    request: Request, route_name: str, status: int, principal: Principal | None
+) -> None:
+    await platform(request).store.call(
+        "append_audit",
+        action=route_name,
+        resource=f"{request.method} {request.url.path}",
+        result=status,
+        user_id=principal.user_id if principal else None,
+        username=principal.username if principal else getattr(request.state, "actor", None),
+        request_id=getattr(request.state, "request_id", None),
+        detail=getattr(request.state, "audit_detail", None),
+    )
 
 
 def guarded_routes(app: FastAPI) -> list[GuardedRoute]:

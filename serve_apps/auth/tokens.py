@@ -6,8 +6,10 @@ session row is checked too: a token is good only while both say so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +21,7 @@ from cvplatform.errors import AuthError, TokenExpired
 
 ALGORITHM = "HS256"
 ISSUER = "cv-platform"
+SECRET_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -36,18 +39,31 @@ class TokenClaims:
 
 
 def load_or_create_secret(path: Path) -> bytes:
-    """The signing secret, made on first start and kept in a file only its owner can read."""
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(64)
-    # O_EXCL: if two processes race on first start, one wins and the other reads its secret.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as sink:
-        sink.write(secret)
+    """The signing secret, made on first start and kept in a file only its owner can read.
+
+    Raises:
+        RuntimeError: the file exists but is too short to be a secret this made.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under a temporary name, then linked into place: a crash never leaves a
+        # half-written secret, and of two processes racing on first start, one link wins.
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".jwt-secret.")
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                sink.write(secrets.token_bytes(SECRET_BYTES))
+                sink.flush()
+                os.fsync(sink.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            Path(temporary).unlink()
+    secret = path.read_bytes()
+    if len(secret) < SECRET_BYTES:
+        raise RuntimeError(
+            f"{path} holds {len(secret)} bytes, not a {SECRET_BYTES}-byte secret; delete it to "
+            "make a new one (every login token is then refused)"
+        )
     return secret
 
 

@@ -62,6 +62,12 @@ def test_repeated_failures_lock_the_name_for_a_while(platform: LivePlatform) -> 
             platform.login(user.username, "wrong-password")
     with pytest.raises(LoginLocked):  # the third failure locks (the tests' limit is 3)
         platform.login(user.username, "wrong-password")
+    locked = httpx.post(
+        f"{platform.url}/api/v1/auth/login",
+        json={"username": user.username, "password": USER_PASSWORD},
+    )
+    assert locked.status_code == 429
+    assert 1 <= int(locked.headers["retry-after"]) <= platform.settings.login_lockout_s + 1
     with pytest.raises(LoginLocked):  # even the right password waits out the lockout
         platform.login(user.username, USER_PASSWORD)
     time.sleep(platform.settings.login_lockout_s + 0.5)
@@ -93,6 +99,7 @@ def test_missing_or_malformed_credentials_are_401(platform: LivePlatform) -> Non
         answer = httpx.get(f"{platform.url}/api/v1/auth/me", headers=headers)
         assert answer.status_code == 401, headers
         assert answer.json()["error"]["code"] == "unauthenticated"
+        assert answer.headers["www-authenticate"].startswith("Bearer")
 
 
 def test_api_key_is_shown_once_stored_hashed_and_revocable(platform: LivePlatform) -> None:
@@ -106,8 +113,10 @@ def test_api_key_is_shown_once_stored_hashed_and_revocable(platform: LivePlatfor
     assert [(key.id, key.prefix) for key in listed] == [(created.id, created.prefix)]
     assert listed[0].last_used_at is not None
     assert "key" not in listed[0].model_dump()
-    database = platform.settings.db_path.read_bytes()
-    assert created.key.encode() not in database
+    stored_files = [platform.settings.db_path, platform.settings.db_path.with_name("cvp.db-wal")]
+    stored_bytes = b"".join(path.read_bytes() for path in stored_files if path.exists())
+    assert created.prefix.encode() in stored_bytes  # the search would find a stored key...
+    assert created.key.encode() not in stored_bytes  # ...but only its prefix and hash are there
 
     client.revoke_api_key(created.id)
     with Client(platform.url, api_key=created.key) as keyed, pytest.raises(TokenRevoked):

@@ -69,6 +69,13 @@ def test_secret_file_is_private_and_stable(tmp_path: Path) -> None:
     assert load_or_create_secret(path) == first
 
 
+def test_a_truncated_secret_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jwt-secret"
+    path.write_bytes(b"")
+    with pytest.raises(RuntimeError, match="delete it"):
+        load_or_create_secret(path)
+
+
 def test_api_key_shape_and_hash() -> None:
     new_key = generate_api_key()
     assert key_prefix(new_key.key) == new_key.prefix

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from cvplatform.cli import main
+from store import queries
+from store.connections import open_reader
 from store.lock import DataDirLock
 from store.writer import StoreWriter
 
@@ -88,6 +91,15 @@ def test_user_commands_on_a_stopped_platform(data_dir: Path) -> None:
     assert "erin" in listing and "viewer" in listing
     assert runner.invoke(main, ["user", "delete", "erin"]).exit_code == 0
     assert "erin" not in runner.invoke(main, ["user", "list"]).output
+    reader = open_reader(data_dir / "cvp.db")
+    entries = queries.audit_entries(reader, 10, 0)
+    reader.conn.close()
+    assert all(entry["username"].startswith("cli:") for entry in entries)
+    assert [(entry["action"], entry["detail"]) for entry in entries] == [
+        ("delete_user", "user erin"),
+        ("set_role", "role viewer"),
+        ("create_user", "user erin as engineer"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -141,11 +153,14 @@ def test_backup_and_restore(data_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     backup = tmp_path / "backup.db"
     assert runner.invoke(main, ["backup", str(backup)]).exit_code == 0
-    runner.invoke(
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600  # it holds password hashes
+    later = runner.invoke(
         main,
         ["user", "create", "later", "--role", "viewer", "--password-stdin"],
         input="later-password\n",
     )
+    assert later.exit_code == 0, later.output
+    assert "later" in runner.invoke(main, ["user", "list"]).output
     restored = runner.invoke(main, ["restore", str(backup)])
     assert restored.exit_code == 0, restored.output
     assert "kept at" in restored.output

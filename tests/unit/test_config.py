@@ -56,6 +56,26 @@ def test_tls_needs_both_files(tmp_path: Path) -> None:
     assert Settings(tls_certfile=cert, tls_keyfile=cert).api_url.startswith("https://")
 
 
+@pytest.mark.parametrize("password", ["short", "é" * 40])
+def test_admin_password_is_checked_and_never_echoed(
+    monkeypatch: pytest.MonkeyPatch, password: str
+) -> None:
+    monkeypatch.setenv("CVP_ADMIN_PASSWORD", password)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert password not in str(refused.value)
+
+
+def test_refused_configuration_does_not_echo_the_admin_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CVP_ADMIN_PASSWORD", "a-fine-secret-password")
+    monkeypatch.setenv("CVP_TLS_CERTFILE", str(tmp_path))
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "a-fine-secret-password" not in str(refused.value)
+
+
 def test_public_view_masks_secrets() -> None:
     view = Settings(admin_password="s3cret-value").public_view()
     assert view["admin_password"] == "***"

@@ -75,6 +75,21 @@ def test_backup_while_a_writer_is_open_then_restore(tmp_path: Path) -> None:
     old.conn.close()
 
 
+def test_restore_revokes_every_login_session(tmp_path: Path) -> None:
+    db_path = _database_with(tmp_path, "sam")
+    writer = StoreWriter(db_path)
+    sam = queries.user_credentials(writer._db, "sam")
+    assert sam is not None
+    writer.create_session("before-backup", sam["id"], "2999-01-01T00:00:00.000+00:00")
+    writer.close()
+    backup = backup_database(db_path, tmp_path / "sessions.db")
+    restore_database(backup, db_path)
+    reader = open_reader(db_path)
+    session = queries.session_for_auth(reader, "before-backup")
+    reader.conn.close()
+    assert session is not None and session["revoked_at"] is not None
+
+
 def test_backup_refuses_to_overwrite(tmp_path: Path) -> None:
     db_path = _database_with(tmp_path)
     (tmp_path / "exists.db").write_text("x")

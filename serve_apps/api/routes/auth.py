@@ -14,7 +14,7 @@ from serve_apps.api.guard import GuardedRoute, principal_of, requires
 from serve_apps.api.state import ReadDb, platform
 from serve_apps.auth.passwords import verify_password
 from serve_apps.auth.policy import Action
-from serve_apps.auth.tokens import decode_token, issue_token
+from serve_apps.auth.tokens import issue_token
 from store import queries
 
 router = APIRouter(route_class=GuardedRoute, tags=["auth"])
@@ -35,9 +35,8 @@ async def login(body: LoginRequest, request: Request, db: ReadDb) -> TokenRespon
     settings = state.settings
     request.state.actor = body.username
     now = to_iso(state.clock())
-    failures = queries.login_failures(db, body.username)
-    if failures and failures["locked_until"] and failures["locked_until"] > now:
-        raise LoginLocked(f"too many failed logins; try again after {failures['locked_until']}")
+    lockout = {"max_failures": settings.login_max_failures, "lockout_s": settings.login_lockout_s}
+    await state.store.call("reserve_login_attempt", username=body.username, now=now, **lockout)
     user = queries.user_credentials(db, body.username)
     password_ok = await run_in_threadpool(
         verify_password,
@@ -47,17 +46,15 @@ async def login(body: LoginRequest, request: Request, db: ReadDb) -> TokenRespon
     )
     if user is None or not password_ok:
         failure = await state.store.call(
-            "record_login_failure",
-            username=body.username,
-            now=now,
-            max_failures=settings.login_max_failures,
-            lockout_s=settings.login_lockout_s,
+            "record_login_failure", username=body.username, now=now, **lockout
         )
         if failure["locked_until"]:
-            raise LoginLocked(f"too many failed logins; try again after {failure['locked_until']}")
+            raise LoginLocked(
+                f"too many failed logins; try again after {failure['locked_until']}",
+                retry_after_s=int(settings.login_lockout_s),
+            )
         raise InvalidCredentials("wrong user name or password")
-    if failures:
-        await state.store.call("clear_login_failures", username=body.username)
+    await state.store.call("clear_login_failures", username=body.username)
     issued = issue_token(
         user["id"], state.jwt_secret, state.clock(), timedelta(hours=settings.session_hours)
     )
@@ -76,10 +73,7 @@ async def logout(request: Request) -> None:
             "logout revokes a bearer token; to retire an API key use "
             "DELETE /api/v1/auth/api-keys/{id}"
         )
-    state = platform(request)
-    token = request.headers["authorization"].partition(" ")[2].strip()
-    claims = decode_token(token, state.jwt_secret, state.clock())
-    await state.store.call("revoke_session", session_id=claims.session_id)
+    await platform(request).store.call("revoke_session", session_id=request.state.session_id)
 
 
 @router.get("/api/v1/auth/me", **requires(Action.SELF))
