@@ -164,3 +164,18 @@ def test_readers_are_read_only_and_see_commits(writer: StoreWriter) -> None:
 def test_reader_without_database_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="cvp up"):
         open_reader(tmp_path / "absent.db")
+
+
+def test_artifacts_are_recorded_with_their_checksum(writer: StoreWriter, tmp_path: Path) -> None:
+    from store.artifacts import write_artifact
+
+    stored = write_artifact(tmp_path / "artifacts", "models/m1/model.onnx", [b"onnx bytes"])
+    row = writer.record_artifact(stored.relative_path, stored.sha256, stored.size_bytes)
+    saved = next(writer._db.query("SELECT * FROM artifacts WHERE id = ?", [row["id"]]))
+    assert (saved["path"], saved["sha256"], saved["size_bytes"]) == (
+        "models/m1/model.onnx",
+        stored.sha256,
+        10,
+    )
+    with pytest.raises(DuplicateRecord):
+        writer.record_artifact(stored.relative_path, stored.sha256, stored.size_bytes)
