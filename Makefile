@@ -29,13 +29,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,tensorflow]'
 	touch $@
 
 # On a CUDA host: swap the CPU build of ONNX Runtime for the GPU one, add TensorRT and NVML.
 install-gpu: $(STAMP)
 	$(BIN)/pip uninstall --yes onnxruntime
-	$(BIN)/pip install --quiet -e '.[dev,gpu]'
+	$(BIN)/pip install --quiet -e '.[dev,tensorflow,gpu]'
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

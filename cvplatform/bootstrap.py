@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import ray
 from ray import serve
 
+from actors.conversion_task import start_model_work
 from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
 from cvplatform.errors import PlatformRunning
@@ -79,6 +80,7 @@ def start_platform(settings: Settings) -> RunningPlatform:
     admin_note = ensure_first_admin(settings, StoreClient(store))
     serve.start(proxy_location="EveryNode", http_options=serve_http_options(settings))
     api = start_api_actor(settings)
+    start_model_work(settings)
     log.info("platform up", extra={"api": settings.api_url, "ray": ray_address})
     return RunningPlatform(settings, store, api, ray_address, admin_note)
 

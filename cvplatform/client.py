@@ -11,6 +11,8 @@ Example::
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -22,9 +24,13 @@ from cvplatform.schemas import (
     ApiKeyOut,
     AuditEntry,
     Liveness,
+    ModelAccepted,
+    ModelOut,
+    ModelPage,
     Principal,
     Readiness,
     Role,
+    TaskType,
     TokenResponse,
     UserOut,
 )
@@ -152,6 +158,78 @@ class Client:
 
     def delete_user(self, user_id: int) -> None:
         self._request("DELETE", f"/api/v1/users/{user_id}")
+
+    # --- models -----------------------------------------------------------------------------
+
+    def upload_model(
+        self,
+        path: str | Path,
+        name: str,
+        task_type: TaskType,
+        filename: str | None = None,
+        **fields: str | int | list[int] | list[str] | None,
+    ) -> ModelAccepted:
+        """Upload a model file (streamed); conversion to ONNX then runs in the background.
+
+        Args:
+            path: the file (.onnx, .pt, .pth, .h5, .pb, or a zipped SavedModel).
+            name: a name to list it by.
+            task_type: ``classification`` or ``detection``.
+            filename: the name to send (default: the file's own).
+            fields: ``description``, ``architecture`` (for a state dict), ``num_classes``,
+                ``input_shape`` (e.g. ``[3, 224, 224]``), ``input_names`` / ``output_names``
+                (for a frozen graph).
+        """
+        form = {"name": name, "task_type": task_type}
+        for key, value in fields.items():
+            if value is not None:
+                form[key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        source = Path(path)
+        with source.open("rb") as stream:
+            answer = self._request(
+                "POST",
+                "/api/v1/models",
+                data=form,
+                files={"file": (filename or source.name, stream)},
+            )
+        return ModelAccepted.model_validate(answer)
+
+    def get_model(self, model_id: str) -> ModelOut:
+        return ModelOut.model_validate(self._request("GET", f"/api/v1/models/{model_id}"))
+
+    def list_models(
+        self,
+        task_type: TaskType | None = None,
+        framework: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> ModelPage:
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        for key, value in (("task_type", task_type), ("framework", framework), ("status", status)):
+            if value:
+                params[key] = value
+        return ModelPage.model_validate(self._request("GET", "/api/v1/models", params=params))
+
+    def delete_model(self, model_id: str) -> None:
+        self._request("DELETE", f"/api/v1/models/{model_id}")
+
+    def wait_for_model(
+        self, model_id: str, timeout_s: float = 300.0, poll_s: float = 0.5
+    ) -> ModelOut:
+        """Poll until the model's status is final (``ready``, ``invalid`` or ``failed``).
+
+        Raises:
+            TimeoutError: still converting after ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            model = self.get_model(model_id)
+            if model.status in ("ready", "invalid", "failed"):
+                return model
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"model {model_id} is still {model.status}")
+            time.sleep(poll_s)
 
     # --- system -----------------------------------------------------------------------------
 

@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     login_lockout_s: float = Field(900.0, ge=1, description="how long a lockout lasts")
     max_request_bytes: int = Field(MIB, ge=1024, description="JSON request body limit")
     store_busy_timeout_s: float = Field(5.0, gt=0, description="wait for SQLite's write lock")
+    max_model_bytes: int = Field(1024 * MIB, ge=1, description="largest model upload")
+    max_extract_bytes: int = Field(
+        20 * 1024 * MIB, ge=1, description="most bytes an uploaded archive may unpack to"
+    )
+    max_extract_ratio: float = Field(
+        200.0, gt=1, description="most an archive may expand relative to its own size"
+    )
+    weights_dir: Path | None = Field(None, description="pretrained weights for the presets")
+    presets: str = Field(
+        "yolov8n,resnet50,efficientnet_b0",
+        description="preset models registered at start (comma-separated; empty for none)",
+    )
     shutdown_timeout_s: float = Field(30.0, gt=0)
 
     @field_validator("data_dir")
@@ -100,6 +112,15 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def preset_names(self) -> list[str]:
+        return [name.strip() for name in self.presets.split(",") if name.strip()]
+
+    @property
+    def staging_dir(self) -> Path:
+        """Uploads land here while they stream, then move under ``artifacts``."""
+        return self.artifacts_dir / ".incoming"
 
     @property
     def run_dir(self) -> Path:

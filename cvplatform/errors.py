@@ -43,9 +43,34 @@ class Conflict(CvpError):
     code = "conflict"
 
 
+class ResourceInUse(Conflict):
+    code = "in_use"
+
+
 class PayloadTooLarge(CvpError):
     status = 413
     code = "payload_too_large"
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+class InvalidModel(InvalidInput):
+    """The file is not a model this platform can take, or it does not fit its task type."""
+
+    code = "invalid_model"
+
+
+class MissingExtra(InvalidInput):
+    """The upload needs an optional part of the platform that is not installed here."""
+
+    code = "missing_extra"
+
+
+class ConversionFailed(CvpError):
+    """The model is sound but could not be converted to ONNX faithfully."""
+
+    code = "conversion_failed"
 
 
 # --- authentication and authorization -------------------------------------------------------

@@ -139,3 +139,67 @@ class Readiness(WireModel):
     ray: ComponentStatus
     serve: ComponentStatus
     gpu: ComponentStatus
+
+
+# --- models ---------------------------------------------------------------------------------
+
+TaskType = Literal["classification", "detection"]
+Framework = Literal["pytorch", "tensorflow", "onnx"]
+ModelStatus = Literal["uploaded", "converting", "ready", "invalid", "failed"]
+
+
+class ModelAccepted(WireModel):
+    id: str
+    status: ModelStatus
+    url: str = Field(description="where to follow the model's status")
+
+
+class StoredFileOut(WireModel):
+    filename: str | None = None
+    format: str | None = None
+    sha256: str
+    size_bytes: int
+
+
+class TensorOut(WireModel):
+    name: str
+    dtype: str
+    shape: list[int | str] = Field(description="static sizes, dynamic ones by name")
+
+
+class ModelOut(WireModel):
+    id: str
+    name: str
+    description: str
+    framework: Framework
+    task_type: TaskType
+    status: ModelStatus
+    status_reason: str | None = Field(description="why a model is invalid or failed")
+    architecture: str | None
+    num_classes: int | None
+    input_shape: list[int] | None
+    is_preset: bool
+    preset: str | None
+    weights_origin: str = Field(description="'random-init', 'uploaded', or a weights file's sha256")
+    source: StoredFileOut
+    onnx: StoredFileOut | None
+    parameter_count: int | None = Field(
+        description="the source model's parameters (the ONNX graph's own count is in details)"
+    )
+    inputs: list[TensorOut]
+    outputs: list[TensorOut]
+    parity: dict[str, Any] | None = Field(
+        description="max abs diff and cosine similarity of ONNX vs. the source on a seeded input"
+    )
+    details: dict[str, Any]
+    parent_model_id: str | None
+    created_at: str
+    created_by: int | None
+    updated_at: str
+
+
+class ModelPage(WireModel):
+    items: list[ModelOut]
+    total: int
+    limit: int
+    offset: int

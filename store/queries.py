@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlite_utils
@@ -91,3 +92,77 @@ def audit_entries(
             [*params, limit, offset],
         )
     )
+
+
+# --- models ---------------------------------------------------------------------------------
+
+_MODEL_SELECT = """
+SELECT m.*, s.path AS source_path, s.sha256 AS source_sha256, s.size_bytes AS source_size,
+       o.path AS onnx_path, o.sha256 AS onnx_sha256, o.size_bytes AS onnx_size
+FROM models m
+JOIN artifacts s ON s.id = m.source_artifact_id
+LEFT JOIN artifacts o ON o.id = m.onnx_artifact_id
+"""
+
+
+_JOINED_FILE_COLUMNS = frozenset(
+    {"source_path", "source_sha256", "source_size", "onnx_path", "onnx_sha256", "onnx_size"}
+)
+
+
+def _model_from_row(row: Row) -> Row:
+    """A model row with its files nested and its JSON columns decoded."""
+    model = {key: value for key, value in row.items() if key not in _JOINED_FILE_COLUMNS}
+    model["source"] = {
+        "artifact_id": row["source_artifact_id"],
+        "path": row["source_path"],
+        "sha256": row["source_sha256"],
+        "size_bytes": row["source_size"],
+        "format": row["source_format"],
+    }
+    model["onnx"] = (
+        None
+        if row["onnx_artifact_id"] is None
+        else {
+            "artifact_id": row["onnx_artifact_id"],
+            "path": row["onnx_path"],
+            "sha256": row["onnx_sha256"],
+            "size_bytes": row["onnx_size"],
+        }
+    )
+    model["details"] = json.loads(row["details"])
+    model["input_shape"] = json.loads(row["input_shape"]) if row["input_shape"] else None
+    return model
+
+
+def model_by_id(db: sqlite_utils.Database, model_id: str) -> Row | None:
+    row = _first(db, _MODEL_SELECT + " WHERE m.id = ?", [model_id])
+    return None if row is None else _model_from_row(row)
+
+
+MODEL_FILTERS = ("task_type", "framework", "status")
+
+
+def list_models(
+    db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
+) -> tuple[list[Row], int]:
+    """One page of models, newest first, and how many match in all."""
+    chosen = {name: value for name, value in filters.items() if name in MODEL_FILTERS and value}
+    where = " AND ".join(f"m.{name} = ?" for name in chosen) or "1 = 1"
+    params = list(chosen.values())
+    total = db.execute(f"SELECT COUNT(*) FROM models m WHERE {where}", params).fetchone()[0]  # noqa: S608
+    rows = db.query(
+        f"{_MODEL_SELECT} WHERE {where} ORDER BY m.created_at DESC, m.id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return [_model_from_row(row) for row in rows], int(total)
+
+
+def models_awaiting_conversion(db: sqlite_utils.Database) -> list[str]:
+    """Models whose conversion had not finished (the platform stopped while it ran)."""
+    return [
+        row["id"]
+        for row in db.query(
+            "SELECT id FROM models WHERE status IN ('uploaded', 'converting') ORDER BY created_at"
+        )
+    ]

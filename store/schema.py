@@ -76,7 +76,40 @@ CREATE TABLE artifacts (
 );
 """
 
-MIGRATIONS: Sequence[Migration] = (Migration(1, "accounts, audit log, artifacts", _V1_ACCOUNTS),)
+_V2_MODELS = """
+CREATE TABLE models (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    framework TEXT NOT NULL CHECK (framework IN ('pytorch', 'tensorflow', 'onnx')),
+    source_format TEXT NOT NULL,
+    task_type TEXT NOT NULL CHECK (task_type IN ('classification', 'detection')),
+    status TEXT NOT NULL
+        CHECK (status IN ('uploaded', 'converting', 'ready', 'invalid', 'failed')),
+    status_reason TEXT,
+    architecture TEXT,
+    num_classes INTEGER,
+    input_shape TEXT,
+    preset TEXT UNIQUE,
+    weights_origin TEXT NOT NULL,
+    source_filename TEXT NOT NULL,
+    source_artifact_id INTEGER NOT NULL REFERENCES artifacts(id),
+    onnx_artifact_id INTEGER REFERENCES artifacts(id),
+    details TEXT NOT NULL DEFAULT '{}',
+    parent_model_id TEXT REFERENCES models(id) ON DELETE SET NULL,
+    created_at TEXT NOT NULL,
+    created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX models_task_type ON models(task_type);
+CREATE INDEX models_status ON models(status);
+CREATE INDEX models_created_at ON models(created_at);
+"""
+
+MIGRATIONS: Sequence[Migration] = (
+    Migration(1, "accounts, audit log, artifacts", _V1_ACCOUNTS),
+    Migration(2, "models", _V2_MODELS),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

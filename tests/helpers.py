@@ -56,6 +56,7 @@ def route_table() -> list[tuple[str, str, GuardedRoute]]:
         jwt_secret=b"-" * 64,
         clock=utc_now,
         readiness=_never_called,  # type: ignore[arg-type]
+        submit_conversion=_never_called,
     )
     table = []
     for route in guarded_routes(create_app(state)):

@@ -11,10 +11,18 @@ from cvplatform import __version__
 from serve_apps.api.errors import install_error_handlers
 from serve_apps.api.guard import guarded_routes
 from serve_apps.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from serve_apps.api.routes import api_keys, auth, docs, health, system, users
+from serve_apps.api.routes import api_keys, auth, docs, health, models, system, users
 from serve_apps.api.state import PlatformState
 
-ROUTERS = (health.router, auth.router, api_keys.router, users.router, system.router, docs.router)
+ROUTERS = (
+    health.router,
+    auth.router,
+    api_keys.router,
+    users.router,
+    models.router,
+    system.router,
+    docs.router,
+)
 
 _DESCRIPTION = """\
 Manage users, models, datasets, training, benchmarks, reports and packages of a cv-platform node.
@@ -39,7 +47,14 @@ def create_app(state: PlatformState) -> FastAPI:
         app.include_router(router)
     app.mount(docs.ASSETS_URL, docs.docs_assets(), name="docs-assets")
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, default_limit=state.settings.max_request_bytes)
+    settings = state.settings
+    # Room for the form's small fields around the file, whose own limit the upload enforces.
+    upload_limits = {models.UPLOAD_PATH: settings.max_model_bytes + settings.max_request_bytes}
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_request_bytes,
+        limits_by_path=upload_limits,
+    )
     app.add_middleware(RequestContextMiddleware)  # outermost: added last
     app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
     guarded_routes(app)  # refuses to build if any route bypasses the guard

@@ -31,9 +31,13 @@ ACTION_KEY = "x-action"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def requires(action: Action) -> dict[str, Any]:
-    """Route decorator arguments that declare ``action`` (also shown in the OpenAPI document)."""
-    return {"openapi_extra": {ACTION_KEY: action.value, "x-roles": sorted(PERMISSIONS[action])}}
+def requires(action: Action, **openapi: Any) -> dict[str, Any]:
+    """Route decorator arguments that declare ``action`` (also shown in the OpenAPI document).
+
+    ``openapi`` adds to the operation's OpenAPI entry (a multipart request body, say).
+    """
+    extra = {ACTION_KEY: action.value, "x-roles": sorted(PERMISSIONS[action]), **openapi}
+    return {"openapi_extra": extra}
 
 
 def principal_of(request: Request) -> Principal:

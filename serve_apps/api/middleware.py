@@ -84,17 +84,23 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over the limit: at once by Content-Length, else while they stream."""
+    """Refuse request bodies over the limit: at once by Content-Length, else while they stream.
 
-    def __init__(self, app: ASGIApp, default_limit: int) -> None:
+    The JSON API's limit is small; upload routes get theirs from ``limits_by_path``.
+    """
+
+    def __init__(
+        self, app: ASGIApp, default_limit: int, limits_by_path: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.default_limit = default_limit
+        self.limits_by_path = limits_by_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.default_limit
+        limit = self.limits_by_path.get(scope["path"], self.default_limit)
         too_large = f"the request body is larger than the limit of {limit} bytes"
         declared = _content_length(scope)
         if declared is not None and declared > limit:

@@ -34,6 +34,8 @@ class PlatformState:
     jwt_secret: bytes
     clock: Clock
     readiness: Callable[[], Awaitable[Readiness]]
+    # Starts a model's conversion (a Ray task in the platform) and returns at once.
+    submit_conversion: Callable[[str], object]
 
 
 def platform(request: Request) -> PlatformState:

@@ -1,0 +1,123 @@
+"""From an uploaded file to a checked ONNX model, as plain code: the conversion task calls this.
+
+Every path ends in one of three ways: a result (ONNX file, details), ``InvalidModel`` (the upload
+is not a model of its kind: status ``invalid``), or ``ConversionFailed`` (status ``failed``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from actors.models import onnx_inspect, parity
+from cvplatform.archives import ExtractLimits
+from cvplatform.errors import InvalidModel
+
+PARITY_SEED = 0
+PARITY_BATCH = 2  # not 1: a wrongly fixed batch axis shows up at once
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    source_path: Path
+    source_format: str
+    task_type: str
+    architecture: str | None = None
+    num_classes: int | None = None
+    input_shape: list[int] | None = None
+    graph_inputs: list[str] = field(default_factory=list)
+    graph_outputs: list[str] = field(default_factory=list)
+    extract_limits: ExtractLimits = field(
+        default_factory=lambda: ExtractLimits(max_total_bytes=4 * 1024**3, max_ratio=50.0)
+    )
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    onnx_path: Path | None  # None: the upload is the ONNX model itself
+    details: dict[str, Any]
+
+
+def run_onnx(path: Path, sample: np.ndarray) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return [
+        np.asarray(output) for output in session.run(None, {session.get_inputs()[0].name: sample})
+    ]
+
+
+def convert(request: ConversionRequest, workdir: Path) -> ConversionResult:
+    started = time.perf_counter()
+    if request.source_format == "onnx":
+        details = _check_onnx_upload(request)
+        onnx_path = None
+    elif request.source_format in ("torchscript", "torch_state_dict"):
+        onnx_path = workdir / "model.onnx"
+        details = _convert_torch(request, onnx_path)
+    else:
+        from actors.models import tf_source
+
+        onnx_path = workdir / "model.onnx"
+        details = tf_source.convert(request, onnx_path, PARITY_SEED, PARITY_BATCH)
+    details["conversion_seconds"] = round(time.perf_counter() - started, 3)
+    return ConversionResult(onnx_path, details)
+
+
+def checked_details(onnx_path: Path, task_type: str) -> dict[str, Any]:
+    summary = onnx_inspect.inspect_onnx(onnx_path)
+    head = onnx_inspect.check_task(summary, task_type)
+    batch = (
+        summary["inputs"][0]["shape"][0]
+        if summary["inputs"] and summary["inputs"][0]["shape"]
+        else None
+    )
+    return {"summary": summary, "task_head": head, "dynamic_batch": isinstance(batch, str)}
+
+
+def _check_onnx_upload(request: ConversionRequest) -> dict[str, Any]:
+    details = checked_details(request.source_path, request.task_type)
+    details["parity"] = {"not_applicable": "the upload is the ONNX model itself"}
+    return details
+
+
+def _convert_torch(request: ConversionRequest, onnx_path: Path) -> dict[str, Any]:
+    from actors.models import torch_source
+
+    if request.source_format == "torchscript":
+        if not request.input_shape:
+            raise InvalidModel("a TorchScript upload needs input_shape (e.g. 3,224,224)")
+        module = torch_source.load_torchscript(request.source_path)
+    else:
+        if not request.architecture:
+            raise InvalidModel(
+                "a state dict needs the field architecture (a torchvision builder such as "
+                "resnet18, or an ultralytics yaml such as yolov8n.yaml)"
+            )
+        state = torch_source.load_state_dict(request.source_path)
+        num_classes = request.num_classes or torch_source.infer_num_classes(state)
+        if request.architecture.endswith((".yaml", ".yml")):
+            num_classes = request.num_classes  # the yaml and its weights say it themselves
+        module = torch_source.build_architecture(
+            request.architecture, request.task_type, num_classes
+        )
+        torch_source.load_into(module, state, request.architecture)
+    module, dynamic_batch, output_names = torch_source.exportable(module, request.task_type)
+    shape = [
+        PARITY_BATCH if dynamic_batch else 1,
+        *torch_source.example_shape(module, request.task_type, request.input_shape),
+    ]
+    sample = parity.seeded_input(shape, PARITY_SEED)
+    torch_source.export_onnx(module, sample, onnx_path, dynamic_batch, output_names)
+    details = checked_details(onnx_path, request.task_type)
+    reference = torch_source.run_module(module, sample)
+    details["parity"] = parity.compare(
+        reference, run_onnx(onnx_path, sample), PARITY_SEED, shape
+    ).as_details()
+    details["exporter"] = f"torch.onnx (TorchScript-based), opset {torch_source.OPSET}"
+    # The ONNX graph folds batch norms into convolutions; the source's count is the familiar one.
+    details["source_parameter_count"] = sum(p.numel() for p in module.parameters())
+    return details

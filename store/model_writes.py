@@ -1,0 +1,143 @@
+"""Writes for models: a model row with its files (artifacts), its status, its deletion."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import sqlite_utils
+
+from cvplatform.errors import Conflict, RecordNotFound, ResourceInUse
+from store import queries
+from store.writer_base import WriterBase
+
+Row = queries.Row
+
+_MODEL_COLUMNS = (
+    "id",
+    "name",
+    "description",
+    "framework",
+    "source_format",
+    "task_type",
+    "architecture",
+    "num_classes",
+    "input_shape",
+    "preset",
+    "weights_origin",
+    "source_filename",
+    "parent_model_id",
+    "created_by",
+)
+
+
+_DEFAULTS = {"description": ""}
+
+
+class ModelWrites(WriterBase):
+    OPERATIONS: ClassVar[frozenset[str]] = frozenset(
+        {"create_model", "set_model_status", "finish_conversion", "delete_model"}
+    )
+
+    def _insert_artifact(self, db: sqlite_utils.Database, artifact: dict[str, Any]) -> int:
+        cursor = db.execute(
+            "INSERT INTO artifacts (path, sha256, size_bytes, created_at) VALUES (?, ?, ?, ?)",
+            [artifact["path"], artifact["sha256"], artifact["size_bytes"], self._now()],
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _model(self, model_id: str) -> Row:
+        model = queries.model_by_id(self._db, model_id)
+        if model is None:
+            raise RecordNotFound(f"no model with id {model_id}")
+        return model
+
+    def create_model(self, model: dict[str, Any], source: dict[str, Any]) -> Row | None:
+        """Record an uploaded (or preset) model and its source file, status ``uploaded``.
+
+        Args:
+            model: the columns of ``models`` that describe it (id, name, framework...).
+            source: the source file as stored: ``path`` (under artifacts), ``sha256``,
+                ``size_bytes``.
+
+        Returns:
+            the model, or None for a preset that is registered already (presets are created
+            once, whoever asks first).
+        """
+        now = self._now()
+        with self._transaction() as db:
+            preset = model.get("preset")
+            if preset and db.execute("SELECT 1 FROM models WHERE preset = ?", [preset]).fetchone():
+                return None
+            artifact_id = self._insert_artifact(db, source)
+            values = [model.get(column, _DEFAULTS.get(column)) for column in _MODEL_COLUMNS]
+            db.execute(
+                f"INSERT INTO models ({', '.join(_MODEL_COLUMNS)}, details, status,"  # noqa: S608
+                " source_artifact_id, created_at, updated_at)"
+                f" VALUES ({', '.join('?' * len(_MODEL_COLUMNS))}, ?, 'uploaded', ?, ?, ?)",
+                [*values, json.dumps(model.get("details", {})), artifact_id, now, now],
+            )
+        return self._model(model["id"])
+
+    def set_model_status(
+        self,
+        model_id: str,
+        status: str,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Row:
+        """Move a model along ``uploaded → converting → ready | invalid | failed``.
+
+        ``details`` are merged into the model's details (the conversion's figures, say).
+        """
+        current = self._model(model_id)
+        merged = {**current["details"], **(details or {})}
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE models SET status = ?, status_reason = ?, details = ?, updated_at = ?"
+                " WHERE id = ?",
+                [status, reason, json.dumps(merged), self._now(), model_id],
+            )
+        return self._model(model_id)
+
+    def finish_conversion(
+        self, model_id: str, onnx: dict[str, Any] | None, details: dict[str, Any]
+    ) -> Row:
+        """The model is ready: record its ONNX file (None: the source is the ONNX file)."""
+        current = self._model(model_id)
+        merged = {**current["details"], **details}
+        with self._transaction() as db:
+            onnx_id = self._insert_artifact(db, onnx) if onnx else current["source"]["artifact_id"]
+            db.execute(
+                "UPDATE models SET status = 'ready', status_reason = NULL, onnx_artifact_id = ?,"
+                " details = ?, updated_at = ? WHERE id = ?",
+                [onnx_id, json.dumps(merged), self._now(), model_id],
+            )
+        return self._model(model_id)
+
+    def delete_model(self, model_id: str) -> list[str]:
+        """Delete a model's row and its artifact rows; returns the files for the caller to remove.
+
+        Raises:
+            Conflict: the model is a preset.
+            ResourceInUse: the model is being converted (later: a job uses it).
+        """
+        model = self._model(model_id)
+        if model["preset"]:
+            raise Conflict(f"{model['name']} is a preset model; presets cannot be deleted")
+        if model["status"] in ("uploaded", "converting"):
+            raise ResourceInUse(
+                f"model {model_id} is being converted; delete it when its status is final"
+            )
+        paths = [model["source"]["path"]]
+        artifact_ids = [model["source"]["artifact_id"]]
+        if model["onnx"] and model["onnx"]["artifact_id"] not in artifact_ids:
+            paths.append(model["onnx"]["path"])
+            artifact_ids.append(model["onnx"]["artifact_id"])
+        with self._transaction() as db:
+            db.execute("DELETE FROM models WHERE id = ?", [model_id])
+            db.execute(
+                f"DELETE FROM artifacts WHERE id IN ({', '.join('?' * len(artifact_ids))})",  # noqa: S608
+                artifact_ids,
+            )
+        return paths
