@@ -98,7 +98,10 @@ def _up_foreground(settings: Settings) -> None:
     def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT explicitly too: a shell starts background jobs with it ignored, and Python keeps an
+    # ignored SIGINT ignored; Ctrl-C and `kill -INT` must stop the platform all the same.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _interrupt)
     running = start_platform(settings)
     try:
         click.echo(_banner(settings, running.admin_password_note))

@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from actors.models import onnx_inspect, parity
 from cvplatform.archives import ExtractLimits
-from cvplatform.errors import InvalidModel
+from cvplatform.errors import ConversionFailed, InvalidModel
 
 PARITY_SEED = 0
 PARITY_BATCH = 2  # not 1: a wrongly fixed batch axis shows up at once
@@ -80,8 +80,43 @@ def checked_details(onnx_path: Path, task_type: str) -> dict[str, Any]:
 
 def _check_onnx_upload(request: ConversionRequest) -> dict[str, Any]:
     details = checked_details(request.source_path, request.task_type)
-    details["parity"] = {"not_applicable": "the upload is the ONNX model itself"}
+    details["parity"] = _runtime_against_reference(request, details["summary"])
     return details
+
+
+def _runtime_against_reference(
+    request: ConversionRequest, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """An ONNX upload has no other framework to compare with: compare ONNX Runtime, which will
+    run it, with the ONNX reference evaluator, which implements the spec, on a seeded input.
+
+    A difference is reported (``within_tolerance: false``), not fatal: the reference evaluator is
+    a slow cross-check, not the engine the model is served with.
+    """
+    dims = summary["inputs"][0]["shape"][1:] if summary["inputs"] else []
+    shape = [1, *(request.input_shape or dims)]
+    if any(not isinstance(size, int) for size in shape):
+        return {"not_available": f"the input has dynamic sizes {dims}; give input_shape to check"}
+    sample = parity.seeded_input(shape, PARITY_SEED)
+    try:
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        evaluator = ReferenceEvaluator(onnx.load(str(request.source_path)))
+        reference = [
+            np.asarray(out) for out in evaluator.run(None, {summary["inputs"][0]["name"]: sample})
+        ]
+    except Exception as error:  # an operator the reference evaluator does not implement
+        return {"not_available": f"the ONNX reference evaluator could not run it: {error}"[:300]}
+    figures: dict[str, Any] = {"compared_with": "ONNX reference evaluator"}
+    try:
+        figures |= parity.compare(
+            reference, run_onnx(request.source_path, sample), PARITY_SEED, shape
+        ).as_details()
+        figures["within_tolerance"] = True
+    except ConversionFailed as error:
+        figures |= {"within_tolerance": False, "difference": error.message}
+    return figures
 
 
 def _convert_torch(request: ConversionRequest, onnx_path: Path) -> dict[str, Any]:

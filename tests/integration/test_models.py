@@ -60,7 +60,10 @@ def test_onnx_upload_is_checked_and_ready(
     assert model.parameter_count == 3 * 8 * 9 + 8 + 8 * 4 + 4
     assert model.details["summary"]["opset"] == 17
     assert "Conv" in model.details["summary"]["op_types"]
-    assert model.parity == {"not_applicable": "the upload is the ONNX model itself"}
+    assert model.parity is not None
+    assert model.parity["compared_with"] == "ONNX reference evaluator"
+    assert model.parity["within_tolerance"] is True
+    assert model.parity["max_abs_diff"] < 1e-4 and model.parity["input_shape"] == [1, 3, 32, 32]
 
 
 @pytest.mark.parametrize("kind", ["state_dict", "torchscript"])
