@@ -17,6 +17,7 @@ from typing import Any
 import ray
 
 from actors.models.conversion import ConversionRequest, convert
+from actors.supervision import run_watched, submit_supervised
 from cvplatform.archives import ExtractLimits
 from cvplatform.config import Settings
 from cvplatform.errors import ConversionFailed, InvalidModel
@@ -104,34 +105,32 @@ def _end(store: StoreClient, model_id: str, status: str, reason: str) -> str:
 
 
 def supervise_conversion(settings: Settings, model_id: str) -> str:
-    """Run the conversion and make sure the model ends in a final status, even if the process
-    converting it dies (a segfault in a native library, the OOM killer)."""
-    # max_calls=1: a fresh process per conversion. TensorFlow and PyTorch loaded into one
-    # process can crash each other's native code, and a conversion's memory is given back.
-    convert_task = ray.remote(num_cpus=1, max_retries=0, max_calls=1)(run_conversion)
-    try:
-        status: str = ray.get(
-            convert_task.options(name=f"convert-model-{model_id[:8]}").remote(settings, model_id)
-        )
-    except ray.exceptions.RayError as error:
-        cause = type(error).__name__
-        log.error("the conversion process of %s died: %s", model_id, error)
-        store = StoreClient()
-        store.call_sync(
+    """Run the conversion; the model ends in a final status even if its process dies."""
+
+    def record_death(reason: str) -> None:
+        StoreClient().call_sync(
             "set_model_status",
             model_id=model_id,
             status="failed",
-            reason=f"the conversion process died ({cause}); see the Ray worker logs",
+            reason=f"the conversion failed: {reason}",
         )
-        return "failed"
-    return status
+
+    # max_calls=1: a fresh process per conversion. TensorFlow and PyTorch loaded into one
+    # process can crash each other's native code, and a conversion's memory is given back.
+    return run_watched(
+        run_conversion,
+        (settings, model_id),
+        f"convert-model-{model_id[:8]}",
+        record_death,
+        num_cpus=1,
+        max_calls=1,
+    )
 
 
 def submit_conversion(settings: Settings, model_id: str) -> Any:
     """Start the conversion on a CPU worker; returns at once (the model's status tells the rest)."""
-    supervisor = ray.remote(num_cpus=0, max_retries=0)(supervise_conversion)
-    return supervisor.options(name=f"supervise-conversion-{model_id[:8]}").remote(
-        settings, model_id
+    return submit_supervised(
+        supervise_conversion, (settings, model_id), f"supervise-conversion-{model_id[:8]}"
     )
 
 

@@ -19,6 +19,7 @@ import ray
 from ray import serve
 
 from actors.conversion_task import start_model_work
+from actors.dataset_task import start_dataset_work
 from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
 from cvplatform.errors import PlatformRunning
@@ -81,6 +82,7 @@ def start_platform(settings: Settings) -> RunningPlatform:
     serve.start(proxy_location="EveryNode", http_options=serve_http_options(settings))
     api = start_api_actor(settings)
     start_model_work(settings)
+    start_dataset_work(settings)
     log.info("platform up", extra={"api": settings.api_url, "ray": ray_address})
     return RunningPlatform(settings, store, api, ray_address, admin_note)
 

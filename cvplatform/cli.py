@@ -318,6 +318,30 @@ def _first_problem(error: ValidationError) -> str:
     return f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
 
 
+# --- sample datasets ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the files (default: <data dir>/samples).",
+)
+def samples(out: Path | None) -> None:
+    """Build the sample datasets (digits, shapes-video) as uploadable ZIP files.
+
+    `cvp up` registers them by itself at first start; this writes the same files for uploading
+    elsewhere or looking at.
+    """
+    from actors.datasets.samples import SAMPLES, build_sample
+
+    folder = out or load_settings().data_dir / "samples"
+    for key, sample in SAMPLES.items():
+        path = build_sample(key, folder)
+        click.echo(f"{path}  ({sample.task_type}: {sample.description})")
+
+
 # --- backup and restore ----------------------------------------------------------------------
 
 

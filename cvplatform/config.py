@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     max_extract_ratio: float = Field(
         200.0, gt=1, description="most an archive may expand relative to its own size"
     )
+    max_dataset_bytes: int = Field(10 * 1024 * MIB, ge=1, description="largest dataset upload")
+    import_dir: Path | None = Field(
+        None, description="where a CSV-only dataset upload may point at files"
+    )
+    samples: str = Field(
+        "digits,shapes-video",
+        description="sample datasets registered at start (comma-separated; empty for none)",
+    )
     weights_dir: Path | None = Field(None, description="pretrained weights for the presets")
     presets: str = Field(
         "yolov8n,resnet50,efficientnet_b0",
@@ -116,6 +124,10 @@ class Settings(BaseSettings):
     @property
     def preset_names(self) -> list[str]:
         return [name.strip() for name in self.presets.split(",") if name.strip()]
+
+    @property
+    def sample_names(self) -> list[str]:
+        return [name.strip() for name in self.samples.split(",") if name.strip()]
 
     @property
     def staging_dir(self) -> Path:

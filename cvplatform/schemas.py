@@ -203,3 +203,63 @@ class ModelPage(WireModel):
     total: int
     limit: int
     offset: int
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+DatasetStatus = Literal["uploaded", "validating", "ready", "invalid", "failed"]
+
+
+class DatasetAccepted(WireModel):
+    id: str
+    status: DatasetStatus
+    url: str
+
+
+class DatasetOut(WireModel):
+    id: str
+    name: str
+    description: str
+    task_type: TaskType
+    status: DatasetStatus
+    status_reason: str | None
+    layout: str | None = Field(
+        description="class_folders, images_csv, videos_csv, yolo_images or import_csv"
+    )
+    is_sample: bool
+    sample: str | None
+    source: StoredFileOut
+    content_hash: str | None = Field(description="of the samples' contents, not of file names")
+    num_samples: int | None
+    num_classes: int | None
+    class_names: list[str] | None
+    class_counts: dict[str, int] | None
+    image_size_range: dict[str, list[int] | None] | None
+    total_bytes: int | None
+    rejected: list[dict[str, str]] = Field(description="files left out, each with the reason")
+    rejected_count: int
+    created_at: str
+    created_by: int | None
+    updated_at: str
+
+
+class DatasetPage(WireModel):
+    items: list[DatasetOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class PreprocessingOut(WireModel):
+    id: str
+    dataset_id: str
+    cache_key: str
+    cache_hit: bool = Field(description="true when an earlier run with this key is reused")
+    status: Literal["running", "ready", "failed"]
+    status_reason: str | None
+    config: dict[str, Any]
+    split_counts: dict[str, int] | None
+    seconds: float | None
+    reuses: int
+    created_at: str
+    finished_at: str | None

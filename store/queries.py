@@ -166,3 +166,78 @@ def models_awaiting_conversion(db: sqlite_utils.Database) -> list[str]:
             "SELECT id FROM models WHERE status IN ('uploaded', 'converting') ORDER BY created_at"
         )
     ]
+
+
+# --- datasets --------------------------------------------------------------------------------
+
+
+def _dataset_from_row(row: Row) -> Row:
+    dataset = dict(row)
+    dataset["details"] = json.loads(row["details"])
+    dataset["class_names"] = json.loads(row["class_names"]) if row["class_names"] else None
+    return dataset
+
+
+def dataset_by_id(db: sqlite_utils.Database, dataset_id: str) -> Row | None:
+    row = _first(db, "SELECT * FROM datasets WHERE id = ?", [dataset_id])
+    return None if row is None else _dataset_from_row(row)
+
+
+DATASET_FILTERS = ("task_type", "status")
+
+
+def list_datasets(
+    db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
+) -> tuple[list[Row], int]:
+    """One page of datasets, newest first, and how many match in all."""
+    chosen = {name: value for name, value in filters.items() if name in DATASET_FILTERS and value}
+    where = " AND ".join(f"{name} = ?" for name in chosen) or "1 = 1"
+    params = list(chosen.values())
+    total = db.execute(f"SELECT COUNT(*) FROM datasets WHERE {where}", params).fetchone()[0]  # noqa: S608
+    rows = db.query(
+        f"SELECT * FROM datasets WHERE {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",  # noqa: S608
+        [*params, limit, offset],
+    )
+    return [_dataset_from_row(row) for row in rows], int(total)
+
+
+def datasets_awaiting_validation(db: sqlite_utils.Database) -> list[str]:
+    return [
+        row["id"]
+        for row in db.query(
+            "SELECT id FROM datasets WHERE status IN ('uploaded', 'validating') ORDER BY created_at"
+        )
+    ]
+
+
+def _preprocessing_from_row(row: Row) -> Row:
+    result = dict(row)
+    result["config"] = json.loads(row["config"])
+    result["split_counts"] = json.loads(row["split_counts"]) if row["split_counts"] else None
+    return result
+
+
+def preprocessing_by_key(db: sqlite_utils.Database, cache_key: str) -> Row | None:
+    row = _first(db, "SELECT * FROM preprocessings WHERE cache_key = ?", [cache_key])
+    return None if row is None else _preprocessing_from_row(row)
+
+
+def preprocessing_by_id(db: sqlite_utils.Database, preprocessing_id: str) -> Row | None:
+    row = _first(db, "SELECT * FROM preprocessings WHERE id = ?", [preprocessing_id])
+    return None if row is None else _preprocessing_from_row(row)
+
+
+def preprocessings_of(db: sqlite_utils.Database, dataset_id: str) -> list[Row]:
+    return [
+        _preprocessing_from_row(row)
+        for row in db.query(
+            "SELECT * FROM preprocessings WHERE dataset_id = ? ORDER BY created_at", [dataset_id]
+        )
+    ]
+
+
+def preprocessings_running(db: sqlite_utils.Database) -> list[Row]:
+    return [
+        _preprocessing_from_row(row)
+        for row in db.query("SELECT * FROM preprocessings WHERE status = 'running'")
+    ]

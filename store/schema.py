@@ -106,9 +106,57 @@ CREATE INDEX models_status ON models(status);
 CREATE INDEX models_created_at ON models(created_at);
 """
 
+_V3_DATASETS = """
+CREATE TABLE datasets (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    task_type TEXT NOT NULL CHECK (task_type IN ('classification', 'detection')),
+    status TEXT NOT NULL
+        CHECK (status IN ('uploaded', 'validating', 'ready', 'invalid', 'failed')),
+    status_reason TEXT,
+    layout TEXT,
+    sample TEXT UNIQUE,
+    source_filename TEXT NOT NULL,
+    source_sha256 TEXT NOT NULL,
+    source_size_bytes INTEGER NOT NULL,
+    files_path TEXT NOT NULL,
+    content_hash TEXT,
+    num_samples INTEGER,
+    num_classes INTEGER,
+    class_names TEXT,
+    total_bytes INTEGER,
+    details TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX datasets_task_type ON datasets(task_type);
+CREATE INDEX datasets_status ON datasets(status);
+CREATE INDEX datasets_created_at ON datasets(created_at);
+-- One row per (dataset content, preprocessing config): the cache.
+CREATE TABLE preprocessings (
+    id TEXT PRIMARY KEY,
+    dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    cache_key TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'ready', 'failed')),
+    status_reason TEXT,
+    output_path TEXT NOT NULL,
+    split_counts TEXT,
+    seconds REAL,
+    reuses INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    finished_at TEXT
+);
+CREATE INDEX preprocessings_dataset ON preprocessings(dataset_id);
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "accounts, audit log, artifacts", _V1_ACCOUNTS),
     Migration(2, "models", _V2_MODELS),
+    Migration(3, "datasets and their preprocessing cache", _V3_DATASETS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

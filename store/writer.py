@@ -2,7 +2,8 @@
 
 Inside the platform it lives in the store actor, which runs its methods one at a time; that is
 what makes check-then-write steps (the last admin) safe without more locking. Its operations are
-grouped by concept (:mod:`store.account_writes`, :mod:`store.model_writes`).
+grouped by concept (:mod:`store.account_writes`, :mod:`store.model_writes`,
+:mod:`store.dataset_writes`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import ClassVar
 
 from store import queries
 from store.account_writes import AccountWrites
+from store.dataset_writes import DatasetWrites
 from store.model_writes import ModelWrites
 from store.writer_base import sqlite_errors_translated
 
@@ -19,13 +21,14 @@ Row = queries.Row
 __all__ = ["Row", "StoreWriter", "sqlite_errors_translated"]
 
 
-class StoreWriter(AccountWrites, ModelWrites):
+class StoreWriter(AccountWrites, ModelWrites, DatasetWrites):
     """Every write operation of the platform, each one transaction."""
 
     # What the store actor lets a caller invoke by name.
     OPERATIONS: ClassVar[frozenset[str]] = (
         AccountWrites.OPERATIONS
         | ModelWrites.OPERATIONS
+        | DatasetWrites.OPERATIONS
         | frozenset({"append_audit", "record_artifact", "check_writable"})
     )
 

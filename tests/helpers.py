@@ -56,7 +56,7 @@ def route_table() -> list[tuple[str, str, GuardedRoute]]:
         jwt_secret=b"-" * 64,
         clock=utc_now,
         readiness=_never_called,  # type: ignore[arg-type]
-        submit_conversion=_never_called,
+        background=None,  # type: ignore[arg-type]
     )
     table = []
     for route in guarded_routes(create_app(state)):

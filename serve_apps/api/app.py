@@ -11,7 +11,7 @@ from cvplatform import __version__
 from serve_apps.api.errors import install_error_handlers
 from serve_apps.api.guard import guarded_routes
 from serve_apps.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from serve_apps.api.routes import api_keys, auth, docs, health, models, system, users
+from serve_apps.api.routes import api_keys, auth, datasets, docs, health, models, system, users
 from serve_apps.api.state import PlatformState
 
 ROUTERS = (
@@ -20,6 +20,7 @@ ROUTERS = (
     api_keys.router,
     users.router,
     models.router,
+    datasets.router,
     system.router,
     docs.router,
 )
@@ -49,7 +50,12 @@ def create_app(state: PlatformState) -> FastAPI:
     install_error_handlers(app)
     settings = state.settings
     # Room for the form's small fields around the file, whose own limit the upload enforces.
-    upload_limits = {models.UPLOAD_PATH: settings.max_model_bytes + settings.max_request_bytes}
+    upload_limits = {
+        models.UPLOAD_PATH: settings.max_model_bytes + settings.max_request_bytes,
+        datasets.UPLOAD_PATH: settings.max_dataset_bytes
+        + datasets.MAX_METADATA_BYTES
+        + settings.max_request_bytes,
+    }
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.max_request_bytes,

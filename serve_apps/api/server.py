@@ -17,7 +17,7 @@ import uvicorn
 from ray import serve
 from starlette.concurrency import run_in_threadpool
 
-from actors.conversion_task import submit_conversion
+from actors.background import RayBackgroundWork
 from cvplatform import RAY_NAMESPACE
 from cvplatform.clock import utc_now
 from cvplatform.config import Settings
@@ -85,7 +85,7 @@ class ApiServer:
             jwt_secret=load_or_create_secret(settings.jwt_secret_path),
             clock=utc_now,
             readiness=partial(platform_readiness, store),
-            submit_conversion=partial(submit_conversion, settings),
+            background=RayBackgroundWork(settings),
         )
         config = uvicorn.Config(
             create_app(state),

@@ -27,6 +27,16 @@ class StoreGateway(Protocol):
     async def ping(self) -> dict[str, Any]: ...
 
 
+class BackgroundWork(Protocol):
+    """Work that outlives a request (Ray tasks in the platform); each call returns at once."""
+
+    def convert_model(self, model_id: str) -> object: ...
+
+    def validate_dataset(self, dataset_id: str) -> object: ...
+
+    def preprocess_dataset(self, preprocessing_id: str) -> object: ...
+
+
 @dataclass(frozen=True)
 class PlatformState:
     settings: Settings
@@ -34,8 +44,7 @@ class PlatformState:
     jwt_secret: bytes
     clock: Clock
     readiness: Callable[[], Awaitable[Readiness]]
-    # Starts a model's conversion (a Ray task in the platform) and returns at once.
-    submit_conversion: Callable[[str], object]
+    background: BackgroundWork
 
 
 def platform(request: Request) -> PlatformState:

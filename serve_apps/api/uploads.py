@@ -1,8 +1,8 @@
-"""Multipart uploads streamed straight to disk: the file part is hashed and counted as it arrives
-and refused the moment it passes its limit; small text fields are kept in memory.
+"""Multipart uploads streamed straight to disk: each file part is hashed and counted as it
+arrives and refused the moment it passes its limit; small text fields are kept in memory.
 
-Starlette's own form parser would first spool the whole file to a temporary file; this one writes
-it once, under the staging folder, from where it is renamed into place.
+Starlette's own form parser would first spool every file to a temporary file; this one writes
+each once, under the staging folder, from where it is renamed into place.
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ MAX_FIELD_BYTES = 64 * 1024
 _FLUSH_BYTES = 1024 * 1024
 
 
+@dataclass(frozen=True)
+class FileField:
+    """A file part the route accepts: its size limit and how its name is checked."""
+
+    max_bytes: int
+    check_filename: Callable[[str], object]
+    required: bool = True
+
+
 @dataclass
 class ReceivedFile:
     path: Path
@@ -36,15 +45,16 @@ class ReceivedFile:
 @dataclass
 class ReceivedForm:
     fields: dict[str, str] = field(default_factory=dict)
-    file: ReceivedFile | None = None
+    files: dict[str, ReceivedFile] = field(default_factory=dict)
 
     def discard(self) -> None:
-        if self.file is not None:
-            self.file.path.unlink(missing_ok=True)
+        """Remove whatever is still in the staging folder (moved files are gone already)."""
+        for received in self.files.values():
+            received.path.unlink(missing_ok=True)
 
 
 class _FileSink:
-    """The file part on its way to disk: buffered in memory up to a MiB, written in a thread."""
+    """A file part on its way to disk: buffered in memory up to a MiB, written in a thread."""
 
     def __init__(self, staging_dir: Path, filename: str, max_bytes: int) -> None:
         staging_dir.mkdir(parents=True, exist_ok=True)
@@ -88,24 +98,19 @@ class _FileSink:
 class _FormCollector:
     """The parser's callbacks: which part is which, and where its bytes go."""
 
-    def __init__(
-        self,
-        file_field: str,
-        open_sink: Callable[[str], _FileSink],
-        check_filename: Callable[[str], object],
-    ) -> None:
+    def __init__(self, staging_dir: Path, file_fields: dict[str, FileField]) -> None:
         self.form = ReceivedForm()
-        self.sink: _FileSink | None = None
-        self._file_field = file_field
-        self._open_sink = open_sink
-        self._check_filename = check_filename
+        self.sinks: dict[str, _FileSink] = {}
+        self.current: _FileSink | None = None
+        self._staging_dir = staging_dir
+        self._file_fields = file_fields
         self._headers: dict[str, str] = {}
         self._header_name = b""
         self._header_value = b""
         self._field: tuple[str, bytearray] | None = None
 
     def on_part_begin(self) -> None:
-        self._headers, self._field = {}, None
+        self._headers, self._field, self.current = {}, None, None
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_name += data[start:end]
@@ -114,29 +119,32 @@ class _FormCollector:
         self._header_value += data[start:end]
 
     def on_header_end(self) -> None:
-        self._headers[self._header_name.decode("latin-1").lower()] = self._header_value.decode(
-            "utf-8", "replace"
-        )
+        name = self._header_name.decode("latin-1").lower()
+        self._headers[name] = self._header_value.decode("utf-8", "replace")
         self._header_name, self._header_value = b"", b""
 
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get("content-disposition", ""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
-        if name == self._file_field and filename is not None:
-            if self.sink is not None:
-                raise InvalidInput(f"send one file in the field {self._file_field!r}")
-            text = filename.decode("utf-8", "replace")
-            self._check_filename(text)
-            self.sink = self._open_sink(text)
-        else:
+        if filename is None:
             self._field = (name, bytearray())
+            return
+        spec = self._file_fields.get(name)
+        if spec is None:
+            accepted = ", ".join(sorted(self._file_fields))
+            raise InvalidInput(f"unexpected file field {name!r}; files go in: {accepted}")
+        if name in self.sinks:
+            raise InvalidInput(f"send one file in the field {name!r}")
+        text = filename.decode("utf-8", "replace")
+        spec.check_filename(text)
+        self.current = self.sinks[name] = _FileSink(self._staging_dir, text, spec.max_bytes)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._field is None:
-            assert self.sink is not None
-            self.sink.add(bytes(data[start:end]))
+        if self.current is not None:
+            self.current.add(bytes(data[start:end]))
             return
+        assert self._field is not None
         value = self._field[1]
         value += data[start:end]
         if len(value) > MAX_FIELD_BYTES:
@@ -150,55 +158,54 @@ class _FormCollector:
             self.form.fields[name] = value.decode("utf-8", "replace")
             self._field = None
 
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        names = (
+            "on_part_begin",
+            "on_part_data",
+            "on_part_end",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+        )
+        return {name: getattr(self, name) for name in names}
+
 
 async def receive_upload(
-    request: Request,
-    staging_dir: Path,
-    max_file_bytes: int,
-    check_filename: Callable[[str], object],
-    file_field: str = "file",
+    request: Request, staging_dir: Path, file_fields: dict[str, FileField]
 ) -> ReceivedForm:
-    """Read a ``multipart/form-data`` body, its file part streamed to ``staging_dir``.
+    """Read a ``multipart/form-data`` body, its file parts streamed to ``staging_dir``.
 
     Raises:
-        InvalidInput: not multipart, malformed, a bad file name (from ``check_filename``),
-            an over-long field, or no file.
-        PayloadTooLarge: the file passed ``max_file_bytes``; nothing is left on disk.
+        InvalidInput: not multipart, malformed, a bad file name, an over-long field, an
+            unexpected file field, or a required file missing.
+        PayloadTooLarge: a file passed its limit; nothing is left on disk.
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
-        raise InvalidInput("send the upload as multipart/form-data (curl -F file=@model.onnx ...)")
-    collector = _FormCollector(
-        file_field, lambda name: _FileSink(staging_dir, name, max_file_bytes), check_filename
-    )
-    parser = MultipartParser(options[b"boundary"], callbacks=vars_of(collector))  # type: ignore[arg-type]
+        raise InvalidInput("send the upload as multipart/form-data (curl -F file=@name ...)")
+    collector = _FormCollector(staging_dir, file_fields)
+    parser = MultipartParser(options[b"boundary"], callbacks=collector.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in request.stream():
             parser.write(chunk)
-            if collector.sink is not None and collector.sink.should_flush:
-                await run_in_threadpool(collector.sink.flush)
+            if collector.current is not None and collector.current.should_flush:
+                await run_in_threadpool(collector.current.flush)
         parser.finalize()
-        if collector.sink is None:
-            raise InvalidInput(f"the upload has no file in the field {file_field!r}")
-        await run_in_threadpool(collector.sink.close)
+        missing = [
+            name
+            for name, spec in file_fields.items()
+            if spec.required and name not in collector.sinks
+        ]
+        if missing:
+            raise InvalidInput(f"the upload has no file in the field {missing[0]!r}")
+        for sink in collector.sinks.values():
+            await run_in_threadpool(sink.close)
     except BaseException as error:
-        if collector.sink is not None:
-            collector.sink.discard()
+        for sink in collector.sinks.values():
+            sink.discard()
         if isinstance(error, MultipartParseError | ValueError):
             raise InvalidInput(f"malformed multipart body: {error}") from error
         raise
-    collector.form.file = collector.sink.received
+    collector.form.files = {name: sink.received for name, sink in collector.sinks.items()}
     return collector.form
-
-
-def vars_of(collector: _FormCollector) -> dict[str, Callable[..., None]]:
-    names = (
-        "on_part_begin",
-        "on_part_data",
-        "on_part_end",
-        "on_header_field",
-        "on_header_value",
-        "on_header_end",
-        "on_headers_finished",
-    )
-    return {name: getattr(collector, name) for name in names}

@@ -23,6 +23,8 @@ from tests.helpers import free_port, unique
 ADMIN_PASSWORD = "admin-password-for-tests"
 USER_PASSWORD = "user-password-for-tests"
 MAX_MODEL_BYTES = 60 * 1024 * 1024  # lowered so that a test can pass it
+MAX_DATASET_BYTES = 8 * 1024 * 1024
+MAX_EXTRACT_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -54,6 +56,7 @@ class LivePlatform:
 @pytest.fixture(scope="session")
 def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
     data_dir: Path = tmp_path_factory.mktemp("platform")
+    (data_dir.parent / "import").mkdir(exist_ok=True)
     settings = Settings(
         data_dir=data_dir,
         port=free_port(),
@@ -64,7 +67,11 @@ def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
         # Long enough that a test can kill the store actor while a write waits for the lock.
         store_busy_timeout_s=10,
         max_model_bytes=MAX_MODEL_BYTES,
+        max_dataset_bytes=MAX_DATASET_BYTES,
+        max_extract_bytes=MAX_EXTRACT_BYTES,
+        import_dir=data_dir.parent / "import",
         presets="",  # registered by the one test that is about them
+        samples="",  # likewise
     )
     store_actor = start_store_actor(settings)
     ensure_first_admin(settings, StoreClient(store_actor))

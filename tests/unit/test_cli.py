@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def test_the_commands_the_issue_names_exist() -> None:
         "user set-role",
         "backup",
         "restore",
+        "samples",
     } <= names
 
 
@@ -167,3 +169,14 @@ def test_backup_and_restore(data_dir: Path, tmp_path: Path) -> None:
     assert "later" not in runner.invoke(main, ["user", "list"]).output
     missing = runner.invoke(main, ["restore", str(tmp_path / "missing.db")])
     assert missing.exit_code == 1 and "no backup file" in missing.output
+
+
+def test_samples_are_built_as_zip_files(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["samples", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(tmp_path / "digits.zip") as digits:
+        pngs = [name for name in digits.namelist() if name.endswith(".png")]
+    assert len(pngs) == 1797
+    assert {name.split("/")[1] for name in pngs} == {str(n) for n in range(10)}
+    with zipfile.ZipFile(tmp_path / "shapes-video.zip") as shapes:
+        assert sorted(shapes.namelist()) == ["annotations.csv", "shapes.mp4"]

@@ -25,6 +25,8 @@ ALLOWED = {
 # The shells that start or talk to Ray; everything else in these packages is plain code.
 RAY_SHELLS = {
     "actors/conversion_task.py",
+    "actors/dataset_task.py",
+    "actors/supervision.py",
     "cvplatform/bootstrap.py",
     "store/actor.py",
     "serve_apps/api/server.py",
@@ -82,6 +84,10 @@ PURE_MODULES = [
     "actors.models.onnx_inspect",
     "actors.models.parity",
     "actors.models.conversion",
+    "actors.datasets.layouts",
+    "actors.datasets.validate",
+    "actors.datasets.preprocess",
+    "actors.datasets.samples",
     "cvplatform.archives",
     "tune_space",
     "tui",

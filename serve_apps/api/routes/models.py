@@ -31,7 +31,7 @@ from cvplatform.schemas import (
 )
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
 from serve_apps.api.state import PlatformState, ReadDb, platform
-from serve_apps.api.uploads import ReceivedFile, receive_upload
+from serve_apps.api.uploads import FileField, ReceivedFile, receive_upload
 from serve_apps.auth.policy import Action
 from store import queries
 from store.artifacts import resolve_inside
@@ -107,12 +107,13 @@ async def upload_model(request: Request) -> ModelAccepted:
     state = platform(request)
     settings = state.settings
     form = await receive_upload(
-        request, settings.staging_dir, settings.max_model_bytes, check_upload_filename
+        request,
+        settings.staging_dir,
+        {"file": FileField(settings.max_model_bytes, check_upload_filename)},
     )
     try:
         fields = _parse_fields(form.fields)
-        assert form.file is not None
-        return await _accept(state, request, form.file, fields)
+        return await _accept(state, request, form.files["file"], fields)
     finally:
         form.discard()
 
@@ -169,7 +170,7 @@ async def _accept(
         raise
     request.state.audit_detail = f"model {model_id} ({upload.filename}, {upload.size_bytes} bytes)"
     try:
-        state.submit_conversion(model_id)
+        state.background.convert_model(model_id)
     except Exception as error:  # resumed at the next start; the model says "uploaded" meanwhile
         log.error("could not start the conversion of %s: %s", model_id, error)
     return ModelAccepted(id=model_id, status="uploaded", url=f"{UPLOAD_PATH}/{model_id}")
