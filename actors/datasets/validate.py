@@ -96,7 +96,9 @@ def check_candidates(
             digest, size = _sha256(path), path.stat().st_size
         except Exception as error:
             kind = "video" if Path(file).suffix.lower() in VIDEO_EXTENSIONS else "image"
-            rejected.append({"file": file, "reason": f"corrupt {kind}: {str(error)[:200]}"})
+            # Decoders name the file by its full path; the user knows it by its dataset path.
+            detail = str(error).replace(str(path), file)[:200]
+            rejected.append({"file": file, "reason": f"corrupt {kind}: {detail}"})
             continue
         for claim in claims:
             if claim.frame is not None and claim.frame >= frames:

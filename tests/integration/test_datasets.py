@@ -28,7 +28,9 @@ def _final(client: Client, dataset_id: str, expected: str) -> object:
     return dataset
 
 
-def test_class_folders_with_a_corrupt_image(engineer: Client, tmp_path: Path) -> None:
+def test_class_folders_with_a_corrupt_image(
+    platform: LivePlatform, engineer: Client, tmp_path: Path
+) -> None:
     archive = kit.class_folders(tmp_path / "pets.zip", corrupt=("set/class_1/broken.png",))
     accepted = engineer.upload_dataset(archive, unique("pets"), "classification", description="toy")
     assert accepted.status == "uploaded"
@@ -40,6 +42,7 @@ def test_class_folders_with_a_corrupt_image(engineer: Client, tmp_path: Path) ->
     assert dataset.rejected_count == 1
     assert dataset.rejected[0]["file"] == "class_1/broken.png"
     assert dataset.rejected[0]["reason"].startswith("corrupt image")
+    assert str(platform.settings.data_dir) not in dataset.rejected[0]["reason"]
     assert dataset.source.filename == "pets.zip" and dataset.total_bytes > 0
     assert dataset.content_hash and len(dataset.content_hash) == 64
 
