@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
+import ray
+
 from actors.conversion_task import submit_conversion
 from actors.dataset_task import submit_preprocessing, submit_validation
+from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
+
+SCHEDULER_NAME = "cvp-scheduler"
+log = logging.getLogger("cvp.api")
 
 
 class RayBackgroundWork:
@@ -19,3 +27,12 @@ class RayBackgroundWork:
 
     def preprocess_dataset(self, preprocessing_id: str) -> object:
         return submit_preprocessing(self._settings, preprocessing_id)
+
+    def wake_scheduler(self) -> object:
+        """Tell the scheduler a job was queued (its own tick would find it within a second)."""
+        try:
+            scheduler = ray.get_actor(SCHEDULER_NAME, namespace=RAY_NAMESPACE)
+        except ValueError:
+            log.warning("the scheduler is not running; the job waits in the queue")
+            return None
+        return scheduler.wake.remote()

@@ -20,6 +20,7 @@ from ray import serve
 
 from actors.conversion_task import start_model_work
 from actors.dataset_task import start_dataset_work
+from actors.scheduler import start_scheduler
 from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
 from cvplatform.errors import PlatformRunning
@@ -40,6 +41,7 @@ class RunningPlatform:
     settings: Settings
     store: Any
     api: Any
+    scheduler: Any
     ray_address: str
     admin_password_note: str
 
@@ -81,10 +83,12 @@ def start_platform(settings: Settings) -> RunningPlatform:
     admin_note = ensure_first_admin(settings, StoreClient(store))
     serve.start(proxy_location="EveryNode", http_options=serve_http_options(settings))
     api = start_api_actor(settings)
+    StoreClient(store).call_sync("fail_interrupted_jobs")
+    scheduler = start_scheduler(settings)
     start_model_work(settings)
     start_dataset_work(settings)
     log.info("platform up", extra={"api": settings.api_url, "ray": ray_address})
-    return RunningPlatform(settings, store, api, ray_address, admin_note)
+    return RunningPlatform(settings, store, api, scheduler, ray_address, admin_note)
 
 
 def serve_http_options(settings: Settings) -> dict[str, object]:

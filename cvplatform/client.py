@@ -11,31 +11,21 @@ Example::
 
 from __future__ import annotations
 
-import time
-from contextlib import ExitStack
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from cvplatform.client_resources import ResourceCalls
 from cvplatform.errors import ERRORS_BY_CODE, CvpError
 from cvplatform.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
     AuditEntry,
-    DatasetAccepted,
-    DatasetOut,
-    DatasetPage,
     Liveness,
-    ModelAccepted,
-    ModelOut,
-    ModelPage,
-    PreprocessingOut,
     Principal,
     Readiness,
     Role,
-    TaskType,
     TokenResponse,
     UserOut,
 )
@@ -59,7 +49,7 @@ def error_from_response(response: httpx.Response) -> CvpError:
     return error
 
 
-class Client:
+class Client(ResourceCalls):
     """A session with the management API.
 
     Args:
@@ -163,155 +153,6 @@ class Client:
 
     def delete_user(self, user_id: int) -> None:
         self._request("DELETE", f"/api/v1/users/{user_id}")
-
-    # --- models -----------------------------------------------------------------------------
-
-    def upload_model(
-        self,
-        path: str | Path,
-        name: str,
-        task_type: TaskType,
-        filename: str | None = None,
-        **fields: str | int | list[int] | list[str] | None,
-    ) -> ModelAccepted:
-        """Upload a model file (streamed); conversion to ONNX then runs in the background.
-
-        Args:
-            path: the file (.onnx, .pt, .pth, .h5, .pb, or a zipped SavedModel).
-            name: a name to list it by.
-            task_type: ``classification`` or ``detection``.
-            filename: the name to send (default: the file's own).
-            fields: ``description``, ``architecture`` (for a state dict), ``num_classes``,
-                ``input_shape`` (e.g. ``[3, 224, 224]``), ``input_names`` / ``output_names``
-                (for a frozen graph).
-        """
-        form = {"name": name, "task_type": task_type}
-        for key, value in fields.items():
-            if value is not None:
-                form[key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        source = Path(path)
-        with source.open("rb") as stream:
-            answer = self._request(
-                "POST",
-                "/api/v1/models",
-                data=form,
-                files={"file": (filename or source.name, stream)},
-            )
-        return ModelAccepted.model_validate(answer)
-
-    def get_model(self, model_id: str) -> ModelOut:
-        return ModelOut.model_validate(self._request("GET", f"/api/v1/models/{model_id}"))
-
-    def list_models(
-        self,
-        task_type: TaskType | None = None,
-        framework: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> ModelPage:
-        params: dict[str, str | int] = {"limit": limit, "offset": offset}
-        for key, value in (("task_type", task_type), ("framework", framework), ("status", status)):
-            if value:
-                params[key] = value
-        return ModelPage.model_validate(self._request("GET", "/api/v1/models", params=params))
-
-    def delete_model(self, model_id: str) -> None:
-        self._request("DELETE", f"/api/v1/models/{model_id}")
-
-    def wait_for_model(
-        self, model_id: str, timeout_s: float = 300.0, poll_s: float = 0.5
-    ) -> ModelOut:
-        """Poll until the model's status is final (``ready``, ``invalid`` or ``failed``).
-
-        Raises:
-            TimeoutError: still converting after ``timeout_s``.
-        """
-        deadline = time.monotonic() + timeout_s
-        while True:
-            model = self.get_model(model_id)
-            if model.status in ("ready", "invalid", "failed"):
-                return model
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"model {model_id} is still {model.status}")
-            time.sleep(poll_s)
-
-    # --- datasets ---------------------------------------------------------------------------
-
-    def upload_dataset(
-        self,
-        path: str | Path,
-        name: str,
-        task_type: TaskType,
-        metadata: str | Path | None = None,
-        description: str = "",
-        filename: str | None = None,
-    ) -> DatasetAccepted:
-        """Upload a dataset: a ZIP (with an optional metadata CSV), or a CSV alone naming files
-        under the platform's import directory. Validation then runs in the background."""
-        form = {"name": name, "task_type": task_type, "description": description}
-        source = Path(path)
-        with ExitStack() as stack:
-            files = {"file": (filename or source.name, stack.enter_context(source.open("rb")))}
-            if metadata is not None:
-                table = Path(metadata)
-                files["metadata"] = (table.name, stack.enter_context(table.open("rb")))
-            answer = self._request("POST", "/api/v1/datasets", data=form, files=files)
-        return DatasetAccepted.model_validate(answer)
-
-    def get_dataset(self, dataset_id: str) -> DatasetOut:
-        return DatasetOut.model_validate(self._request("GET", f"/api/v1/datasets/{dataset_id}"))
-
-    def list_datasets(
-        self,
-        task_type: TaskType | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> DatasetPage:
-        params: dict[str, str | int] = {"limit": limit, "offset": offset}
-        for key, value in (("task_type", task_type), ("status", status)):
-            if value:
-                params[key] = value
-        return DatasetPage.model_validate(self._request("GET", "/api/v1/datasets", params=params))
-
-    def delete_dataset(self, dataset_id: str) -> None:
-        self._request("DELETE", f"/api/v1/datasets/{dataset_id}")
-
-    def wait_for_dataset(
-        self, dataset_id: str, timeout_s: float = 300.0, poll_s: float = 0.5
-    ) -> DatasetOut:
-        """Poll until validation is over (``ready``, ``invalid`` or ``failed``)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            dataset = self.get_dataset(dataset_id)
-            if dataset.status in ("ready", "invalid", "failed"):
-                return dataset
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"dataset {dataset_id} is still {dataset.status}")
-            time.sleep(poll_s)
-
-    def preprocess(self, dataset_id: str, **config: Any) -> PreprocessingOut:
-        """Start preprocessing (or reuse the cache): ``image_size``, ``mean``, ``std``,
-        ``frame_rate``, ``split``, ``seed``, ``augmentation``, or ``model_id``."""
-        answer = self._request("POST", f"/api/v1/datasets/{dataset_id}/preprocess", json=config)
-        return PreprocessingOut.model_validate(answer)
-
-    def get_preprocessing(self, dataset_id: str, preprocessing_id: str) -> PreprocessingOut:
-        path = f"/api/v1/datasets/{dataset_id}/preprocessings/{preprocessing_id}"
-        return PreprocessingOut.model_validate(self._request("GET", path))
-
-    def wait_for_preprocessing(
-        self, dataset_id: str, preprocessing_id: str, timeout_s: float = 300.0
-    ) -> PreprocessingOut:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            run = self.get_preprocessing(dataset_id, preprocessing_id)
-            if run.status != "running":
-                return run
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"preprocessing {preprocessing_id} is still running")
-            time.sleep(0.5)
 
     # --- system -----------------------------------------------------------------------------
 

@@ -47,6 +47,13 @@ class ResourceInUse(Conflict):
     code = "in_use"
 
 
+class QueueFull(CvpError):
+    """The GPU job queue is at its bound; nothing was queued."""
+
+    status = 429
+    code = "queue_full"
+
+
 class PayloadTooLarge(CvpError):
     status = 413
     code = "payload_too_large"

@@ -263,3 +263,85 @@ class PreprocessingOut(WireModel):
     reuses: int
     created_at: str
     finished_at: str | None
+
+
+# --- augmentation, training and jobs ---------------------------------------------------------
+
+
+class AugmentationConfig(BaseModel):
+    """Applied at training time, deterministically for a given seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    horizontal_flip: float = Field(0.5, ge=0, le=1, description="probability of a flip")
+    random_resized_crop: bool = True
+    crop_scale: tuple[float, float] = Field((0.8, 1.0), description="area kept, min and max")
+    brightness: float = Field(0.2, ge=0, le=1)
+    contrast: float = Field(0.2, ge=0, le=1)
+    saturation: float = Field(0.2, ge=0, le=1)
+
+
+Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class Hyperparameters(WireModel):
+    """A training run's settings; the defaults train a preset classifier on a small dataset."""
+
+    learning_rate: float = Field(1e-3, gt=0, le=10)
+    batch_size: int = Field(64, ge=1, le=4096)
+    optimizer: Optimizer = "adam"
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    dropout: float = Field(0.1, ge=0, lt=1, description="before the classifier head")
+    max_epochs: int = Field(10, ge=1, le=1000)
+    validation_split: float = Field(0.1, gt=0, lt=0.5)
+    image_size: tuple[int, int] | None = Field(
+        None,
+        description="height, width; default: the dataset's own size when all its images share "
+        "one (between 32 and 640), else the model's input size",
+    )
+    augmentation: AugmentationConfig = AugmentationConfig()
+    seed: int = Field(0, ge=0)
+
+
+class TrainingRequest(WireModel):
+    model_id: str = Field(min_length=1, max_length=64)
+    dataset_id: str = Field(min_length=1, max_length=64)
+    hyperparameters: Hyperparameters = Hyperparameters()
+
+
+class JobOut(WireModel):
+    id: str
+    kind: str
+    name: str = Field(description="what it is, as the Ray dashboard shows it too")
+    status: JobStatus
+    owner_id: int | None
+    model_id: str | None
+    dataset_id: str | None
+    request: dict[str, Any]
+    progress: dict[str, Any] = Field(description="the latest figures and the step counter")
+    result: dict[str, Any] | None
+    error: str | None
+    device: str | None = Field(description="cuda:0 or cpu")
+    cancel_requested_at: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobPage(WireModel):
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class AlertOut(WireModel):
+    id: int
+    at: str
+    kind: str
+    severity: Literal["info", "warning", "critical"]
+    message: str
+    details: dict[str, Any]
+    acknowledged_at: str | None

@@ -113,6 +113,8 @@ class DatasetWrites(WriterBase):
             raise Conflict(f"{dataset['name']} is a sample dataset; samples cannot be deleted")
         if dataset["status"] in ("uploaded", "validating"):
             raise ResourceInUse(f"dataset {dataset_id} is being validated; try when it is done")
+        if queries.active_jobs_using(self._db, "dataset_id", dataset_id):
+            raise ResourceInUse(f"dataset {dataset_id} is used by a queued or running job")
         with self._transaction() as db:
             running = db.execute(
                 "SELECT COUNT(*) FROM preprocessings WHERE dataset_id = ? AND status = 'running'",

@@ -110,8 +110,9 @@ class ModelWrites(WriterBase):
             onnx_id = self._insert_artifact(db, onnx) if onnx else current["source"]["artifact_id"]
             db.execute(
                 "UPDATE models SET status = 'ready', status_reason = NULL, onnx_artifact_id = ?,"
-                " details = ?, updated_at = ? WHERE id = ?",
-                [onnx_id, json.dumps(merged), self._now(), model_id],
+                " details = ?, num_classes = COALESCE(num_classes, ?), updated_at = ?"
+                " WHERE id = ?",
+                [onnx_id, json.dumps(merged), details.get("num_classes"), self._now(), model_id],
             )
         return self._model(model_id)
 
@@ -129,6 +130,8 @@ class ModelWrites(WriterBase):
             raise ResourceInUse(
                 f"model {model_id} is being converted; delete it when its status is final"
             )
+        if queries.active_jobs_using(self._db, "model_id", model_id):
+            raise ResourceInUse(f"model {model_id} is used by a queued or running job")
         paths = [model["source"]["path"]]
         artifact_ids = [model["source"]["artifact_id"]]
         if model["onnx"] and model["onnx"]["artifact_id"] not in artifact_ids:

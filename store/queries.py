@@ -241,3 +241,75 @@ def preprocessings_running(db: sqlite_utils.Database) -> list[Row]:
         _preprocessing_from_row(row)
         for row in db.query("SELECT * FROM preprocessings WHERE status = 'running'")
     ]
+
+
+# --- jobs and alerts -----------------------------------------------------------------------------
+
+
+def _job_from_row(row: Row) -> Row:
+    job = dict(row)
+    job["request"] = json.loads(row["request"])
+    job["progress"] = json.loads(row["progress"])
+    job["result"] = json.loads(row["result"]) if row["result"] else None
+    return job
+
+
+def job_by_id(db: sqlite_utils.Database, job_id: str) -> Row | None:
+    row = _first(db, "SELECT * FROM jobs WHERE id = ?", [job_id])
+    return None if row is None else _job_from_row(row)
+
+
+JOB_FILTERS = ("kind", "status", "model_id", "dataset_id")
+
+
+def list_jobs(
+    db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
+) -> tuple[list[Row], int]:
+    chosen = {name: value for name, value in filters.items() if name in JOB_FILTERS and value}
+    where = " AND ".join(f"{name} = ?" for name in chosen) or "1 = 1"
+    params = list(chosen.values())
+    total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()[0]  # noqa: S608
+    rows = db.query(
+        f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",  # noqa: S608
+        [*params, limit, offset],
+    )
+    return [_job_from_row(row) for row in rows], int(total)
+
+
+def job_events_after(db: sqlite_utils.Database, job_id: str, after_id: int) -> list[Row]:
+    return [
+        {**row, "payload": json.loads(row["payload"])}
+        for row in db.query(
+            "SELECT id, at, kind, payload FROM job_events WHERE job_id = ? AND id > ? ORDER BY id",
+            [job_id, after_id],
+        )
+    ]
+
+
+def cancel_requested(db: sqlite_utils.Database, job_id: str) -> bool:
+    row = _first(db, "SELECT cancel_requested_at FROM jobs WHERE id = ?", [job_id])
+    return row is not None and row["cancel_requested_at"] is not None
+
+
+def active_jobs_using(db: sqlite_utils.Database, column: str, record_id: str) -> int:
+    """Queued or running jobs that use a model (``model_id``) or a dataset (``dataset_id``)."""
+    assert column in ("model_id", "dataset_id")
+    return int(
+        db.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE {column} = ? AND status IN ('queued', 'running')",  # noqa: S608
+            [record_id],
+        ).fetchone()[0]
+    )
+
+
+def queued_count(db: sqlite_utils.Database) -> int:
+    return int(db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0])
+
+
+def list_alerts(db: sqlite_utils.Database, limit: int, offset: int) -> list[Row]:
+    return [
+        {**row, "details": json.loads(row["details"])}
+        for row in db.query(
+            "SELECT * FROM alerts ORDER BY id DESC LIMIT ? OFFSET ?", [limit, offset]
+        )
+    ]

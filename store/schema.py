@@ -153,10 +153,56 @@ CREATE TABLE preprocessings (
 CREATE INDEX preprocessings_dataset ON preprocessings(dataset_id);
 """
 
+_V4_JOBS = """
+-- One table and one lifecycle for every long-running thing: training now; benchmarks, GA
+-- searches and package builds later. No foreign keys to models/datasets: the history outlives them.
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('training', 'benchmark', 'ga_search', 'package')),
+    name TEXT NOT NULL,
+    status TEXT NOT NULL
+        CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+    owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    model_id TEXT,
+    dataset_id TEXT,
+    request TEXT NOT NULL,
+    progress TEXT NOT NULL DEFAULT '{}',
+    result TEXT,
+    error TEXT,
+    device TEXT,
+    cancel_requested_at TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX jobs_status_created ON jobs(status, created_at);
+CREATE INDEX jobs_model ON jobs(model_id);
+CREATE INDEX jobs_dataset ON jobs(dataset_id);
+CREATE TABLE job_events (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX job_events_job ON job_events(job_id, id);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    message TEXT NOT NULL,
+    details TEXT NOT NULL DEFAULT '{}',
+    acknowledged_at TEXT
+);
+CREATE INDEX alerts_at ON alerts(at);
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "accounts, audit log, artifacts", _V1_ACCOUNTS),
     Migration(2, "models", _V2_MODELS),
     Migration(3, "datasets and their preprocessing cache", _V3_DATASETS),
+    Migration(4, "jobs, job events, alerts", _V4_JOBS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -3,7 +3,7 @@
 Inside the platform it lives in the store actor, which runs its methods one at a time; that is
 what makes check-then-write steps (the last admin) safe without more locking. Its operations are
 grouped by concept (:mod:`store.account_writes`, :mod:`store.model_writes`,
-:mod:`store.dataset_writes`).
+:mod:`store.dataset_writes`, :mod:`store.job_writes`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import ClassVar
 from store import queries
 from store.account_writes import AccountWrites
 from store.dataset_writes import DatasetWrites
+from store.job_writes import JobWrites
 from store.model_writes import ModelWrites
 from store.writer_base import sqlite_errors_translated
 
@@ -21,7 +22,7 @@ Row = queries.Row
 __all__ = ["Row", "StoreWriter", "sqlite_errors_translated"]
 
 
-class StoreWriter(AccountWrites, ModelWrites, DatasetWrites):
+class StoreWriter(AccountWrites, ModelWrites, DatasetWrites, JobWrites):
     """Every write operation of the platform, each one transaction."""
 
     # What the store actor lets a caller invoke by name.
@@ -29,6 +30,7 @@ class StoreWriter(AccountWrites, ModelWrites, DatasetWrites):
         AccountWrites.OPERATIONS
         | ModelWrites.OPERATIONS
         | DatasetWrites.OPERATIONS
+        | JobWrites.OPERATIONS
         | frozenset({"append_audit", "record_artifact", "check_writable"})
     )
 

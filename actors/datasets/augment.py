@@ -4,19 +4,8 @@ a given seed (the same seed, epoch and batch give the same pixels)."""
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-
-class AugmentationConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    horizontal_flip: float = Field(0.5, ge=0, le=1, description="probability of a flip")
-    random_resized_crop: bool = True
-    crop_scale: tuple[float, float] = Field((0.8, 1.0), description="area kept, min and max")
-    brightness: float = Field(0.2, ge=0, le=1)
-    contrast: float = Field(0.2, ge=0, le=1)
-    saturation: float = Field(0.2, ge=0, le=1)
+from cvplatform.schemas import AugmentationConfig
 
 
 def augment(

@@ -70,12 +70,16 @@ def convert(request: ConversionRequest, workdir: Path) -> ConversionResult:
 def checked_details(onnx_path: Path, task_type: str) -> dict[str, Any]:
     summary = onnx_inspect.inspect_onnx(onnx_path)
     head = onnx_inspect.check_task(summary, task_type)
+    classes = summary["outputs"][0]["shape"][-1] if task_type == "classification" else None
     batch = (
         summary["inputs"][0]["shape"][0]
         if summary["inputs"] and summary["inputs"][0]["shape"]
         else None
     )
-    return {"summary": summary, "task_head": head, "dynamic_batch": isinstance(batch, str)}
+    details = {"summary": summary, "task_head": head, "dynamic_batch": isinstance(batch, str)}
+    if isinstance(classes, int):
+        details["num_classes"] = classes  # what the model really outputs, to fill the record
+    return details
 
 
 def _check_onnx_upload(request: ConversionRequest) -> dict[str, Any]:

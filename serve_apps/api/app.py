@@ -11,7 +11,17 @@ from cvplatform import __version__
 from serve_apps.api.errors import install_error_handlers
 from serve_apps.api.guard import guarded_routes
 from serve_apps.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from serve_apps.api.routes import api_keys, auth, datasets, docs, health, models, system, users
+from serve_apps.api.routes import (
+    api_keys,
+    auth,
+    datasets,
+    docs,
+    health,
+    jobs,
+    models,
+    system,
+    users,
+)
 from serve_apps.api.state import PlatformState
 
 ROUTERS = (
@@ -21,6 +31,7 @@ ROUTERS = (
     users.router,
     models.router,
     datasets.router,
+    jobs.router,
     system.router,
     docs.router,
 )

@@ -36,6 +36,8 @@ class BackgroundWork(Protocol):
 
     def preprocess_dataset(self, preprocessing_id: str) -> object: ...
 
+    def wake_scheduler(self) -> object: ...
+
 
 @dataclass(frozen=True)
 class PlatformState:

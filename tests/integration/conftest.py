@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import ray
 
+from actors.scheduler import start_scheduler
 from cvplatform.bootstrap import ensure_first_admin
 from cvplatform.client import Client
 from cvplatform.config import Settings
@@ -24,6 +25,7 @@ ADMIN_PASSWORD = "admin-password-for-tests"
 USER_PASSWORD = "user-password-for-tests"
 MAX_MODEL_BYTES = 60 * 1024 * 1024  # lowered so that a test can pass it
 MAX_DATASET_BYTES = 8 * 1024 * 1024
+GPU_QUEUE_MAX = 3
 MAX_EXTRACT_BYTES = 32 * 1024 * 1024
 
 
@@ -70,13 +72,16 @@ def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
         max_dataset_bytes=MAX_DATASET_BYTES,
         max_extract_bytes=MAX_EXTRACT_BYTES,
         import_dir=data_dir.parent / "import",
+        gpu_queue_max=GPU_QUEUE_MAX,
         presets="",  # registered by the one test that is about them
         samples="",  # likewise
     )
     store_actor = start_store_actor(settings)
     ensure_first_admin(settings, StoreClient(store_actor))
     api_actor = start_api_actor(settings)
+    scheduler = start_scheduler(settings)
     yield LivePlatform(settings, store_actor, api_actor)
+    ray.kill(scheduler)
     ray.get(api_actor.stop.remote())
     ray.kill(api_actor)
     ray.get(store_actor.close.remote())

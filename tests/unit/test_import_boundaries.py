@@ -26,6 +26,9 @@ ALLOWED = {
 RAY_SHELLS = {
     "actors/conversion_task.py",
     "actors/dataset_task.py",
+    "actors/training_task.py",
+    "actors/scheduler.py",
+    "actors/background.py",
     "actors/supervision.py",
     "cvplatform/bootstrap.py",
     "store/actor.py",
@@ -88,6 +91,7 @@ PURE_MODULES = [
     "actors.datasets.validate",
     "actors.datasets.preprocess",
     "actors.datasets.samples",
+    "actors.training.metrics",
     "cvplatform.archives",
     "tune_space",
     "tui",

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from cvplatform.schemas import AuditEntry
+from cvplatform.schemas import AlertOut, AuditEntry
 from serve_apps.api.guard import GuardedRoute, requires
 from serve_apps.api.state import ReadDb, platform
 from serve_apps.auth.policy import Action
@@ -24,6 +24,16 @@ async def list_audit_entries(
 ) -> list[AuditEntry]:
     """Newest first: every state change and every denied request."""
     return [AuditEntry(**row) for row in queries.audit_entries(db, limit, offset, user_id)]
+
+
+@router.get("/api/v1/alerts", **requires(Action.SYSTEM_MONITOR))
+async def list_alerts(
+    db: ReadDb,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AlertOut]:
+    """Newest first: a full GPU queue, and (later) inference queue, error rate, database alerts."""
+    return [AlertOut(**row) for row in queries.list_alerts(db, limit, offset)]
 
 
 @router.get("/api/v1/config", **requires(Action.RESOURCES_READ))
