@@ -17,6 +17,29 @@ def _first(db: sqlite_utils.Database, sql: str, params: list[Any]) -> Row | None
     return next(iter(db.query(sql, params)), None)
 
 
+def _page(
+    db: sqlite_utils.Database,
+    select: str,
+    table: str,  # the name (or alias) the filtered columns belong to
+    filters: dict[str, str],
+    allowed: tuple[str, ...],
+    order: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[Row], int]:
+    """One page of ``select`` filtered by equality on ``allowed`` columns, and the total count.
+
+    Column names come from ``allowed`` (code), never from the request; values are bound.
+    """
+    chosen = {name: value for name, value in filters.items() if name in allowed and value}
+    where = " AND ".join(f"{table}.{name} = ?" for name in chosen) or "1 = 1"
+    params = list(chosen.values())
+    count_sql = f"SELECT COUNT(*) FROM ({select} WHERE {where})"  # noqa: S608
+    total = db.execute(count_sql, params).fetchone()[0]
+    page_sql = f"{select} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+    return list(db.query(page_sql, [*params, limit, offset])), int(total)
+
+
 def user_by_id(db: sqlite_utils.Database, user_id: int) -> Row | None:
     return _first(db, f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", [user_id])  # noqa: S608
 
@@ -147,15 +170,9 @@ def list_models(
     db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
 ) -> tuple[list[Row], int]:
     """One page of models, newest first, and how many match in all."""
-    chosen = {name: value for name, value in filters.items() if name in MODEL_FILTERS and value}
-    where = " AND ".join(f"m.{name} = ?" for name in chosen) or "1 = 1"
-    params = list(chosen.values())
-    total = db.execute(f"SELECT COUNT(*) FROM models m WHERE {where}", params).fetchone()[0]  # noqa: S608
-    rows = db.query(
-        f"{_MODEL_SELECT} WHERE {where} ORDER BY m.created_at DESC, m.id LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    )
-    return [_model_from_row(row) for row in rows], int(total)
+    order = "m.created_at DESC, m.id"
+    rows, total = _page(db, _MODEL_SELECT, "m", filters, MODEL_FILTERS, order, limit, offset)
+    return [_model_from_row(row) for row in rows], total
 
 
 def models_awaiting_conversion(db: sqlite_utils.Database) -> list[str]:
@@ -190,15 +207,9 @@ def list_datasets(
     db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
 ) -> tuple[list[Row], int]:
     """One page of datasets, newest first, and how many match in all."""
-    chosen = {name: value for name, value in filters.items() if name in DATASET_FILTERS and value}
-    where = " AND ".join(f"{name} = ?" for name in chosen) or "1 = 1"
-    params = list(chosen.values())
-    total = db.execute(f"SELECT COUNT(*) FROM datasets WHERE {where}", params).fetchone()[0]  # noqa: S608
-    rows = db.query(
-        f"SELECT * FROM datasets WHERE {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",  # noqa: S608
-        [*params, limit, offset],
-    )
-    return [_dataset_from_row(row) for row in rows], int(total)
+    select, order = "SELECT * FROM datasets", "datasets.created_at DESC, datasets.id"
+    rows, total = _page(db, select, "datasets", filters, DATASET_FILTERS, order, limit, offset)
+    return [_dataset_from_row(row) for row in rows], total
 
 
 def datasets_awaiting_validation(db: sqlite_utils.Database) -> list[str]:
@@ -265,15 +276,10 @@ JOB_FILTERS = ("kind", "status", "model_id", "dataset_id")
 def list_jobs(
     db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
 ) -> tuple[list[Row], int]:
-    chosen = {name: value for name, value in filters.items() if name in JOB_FILTERS and value}
-    where = " AND ".join(f"{name} = ?" for name in chosen) or "1 = 1"
-    params = list(chosen.values())
-    total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()[0]  # noqa: S608
-    rows = db.query(
-        f"SELECT * FROM jobs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",  # noqa: S608
-        [*params, limit, offset],
-    )
-    return [_job_from_row(row) for row in rows], int(total)
+    """One page of jobs, newest first, and how many match in all."""
+    select, order = "SELECT * FROM jobs", "jobs.created_at DESC, jobs.rowid DESC"
+    rows, total = _page(db, select, "jobs", filters, JOB_FILTERS, order, limit, offset)
+    return [_job_from_row(row) for row in rows], total
 
 
 def job_events_after(db: sqlite_utils.Database, job_id: str, after_id: int) -> list[Row]:

@@ -12,6 +12,10 @@ import pytest
 # The tests set every CVP_* value they rely on; a developer's own environment must not leak in.
 for _name in [name for name in os.environ if name.startswith("CVP_")]:
     del os.environ[_name]
+# `cvp` sets this before it imports Ray (see cvplatform/cli.py); tests that run `cvp` in-process
+# must not change it after Ray is imported, or this process and its Ray cluster would disagree
+# on token authentication.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 _TESTS = Path(__file__).parent
 

@@ -19,6 +19,7 @@ from actors.training.common import (
     TrainingCancelled,
     TrainingFailed,
     check_loss,
+    epoch_figures,
     make_optimizer,
 )
 from cvplatform.schemas import Hyperparameters
@@ -137,19 +138,17 @@ def train_classifier(
         seconds = time.perf_counter() - epoch_started
         outcome.images_seen += len(train.labels)
         outcome.train_seconds += seconds
-        val_loss, val_accuracy = _evaluate(model, validation, hp.batch_size, device)
-        figures = {
-            "epoch": epoch,
-            "epochs": hp.max_epochs,
-            "train_loss": round(loss_sum / len(train.labels), 6),
-            "train_accuracy": round(correct / len(train.labels), 6),
-            "val_loss": round(val_loss, 6),
-            "val_accuracy": round(val_accuracy, 6),
-            "images_per_s": round(len(train.labels) / seconds, 1),
-            "elapsed_s": round(clock.elapsed(), 2),
-            "eta_s": round(clock.eta(epoch, hp.max_epochs), 2),
-            "step": step,
-        }
+        figures = epoch_figures(
+            epoch,
+            hp,
+            loss_sum / len(train.labels),
+            _evaluate(model, validation, hp.batch_size, device),
+            len(train.labels),
+            seconds,
+            clock,
+            step,
+            train_accuracy=correct / len(train.labels),
+        )
         outcome.keep_if_best(figures, model)
         hooks.on_epoch(figures)
     return outcome

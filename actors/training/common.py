@@ -113,6 +113,33 @@ def check_loss(loss: torch.Tensor, epoch: int, batch: int) -> float:
     return value
 
 
+def epoch_figures(
+    epoch: int,
+    hp: Hyperparameters,
+    train_loss: float,
+    validation: tuple[float, float],
+    images: int,
+    seconds: float,
+    clock: Clock,
+    step: int,
+    **extra: float | None,
+) -> dict[str, Any]:
+    """The figures every loop reports for a finished epoch (``validation``: loss, accuracy)."""
+    val_loss, val_accuracy = validation
+    return {
+        "epoch": epoch,
+        "epochs": hp.max_epochs,
+        "train_loss": round(train_loss, 6),
+        "val_loss": round(val_loss, 6),
+        "val_accuracy": round(val_accuracy, 6),
+        "images_per_s": round(images / seconds, 1),
+        "elapsed_s": round(clock.elapsed(), 2),
+        "eta_s": round(clock.eta(epoch, hp.max_epochs), 2),
+        "step": step,
+        **{key: None if value is None else round(value, 6) for key, value in extra.items()},
+    }
+
+
 class Clock:
     """Seconds since start, and the ETA from the epochs done so far."""
 

@@ -20,6 +20,7 @@ from actors.training.common import (
     TrainingCancelled,
     TrainingFailed,
     check_loss,
+    epoch_figures,
     make_optimizer,
 )
 from actors.training.metrics import map50
@@ -161,19 +162,18 @@ def train_detector(
         outcome.train_seconds += seconds
         recalibrate_batchnorm(model, train.images, hp.batch_size, device)
         val_loss, val_map50 = _evaluate(model, validation, hp.batch_size, device, num_classes)
-        figures = {
-            "epoch": epoch,
-            "epochs": hp.max_epochs,
-            "train_loss": round(loss_sum / batches, 6),
-            "train_accuracy": None,
-            "val_loss": round(val_loss, 6),
-            "val_accuracy": round(val_map50, 6),
-            "val_map50": round(val_map50, 6),
-            "images_per_s": round(len(train.images) / seconds, 1),
-            "elapsed_s": round(clock.elapsed(), 2),
-            "eta_s": round(clock.eta(epoch, hp.max_epochs), 2),
-            "step": step,
-        }
+        figures = epoch_figures(
+            epoch,
+            hp,
+            loss_sum / batches,
+            (val_loss, val_map50),  # a detector's accuracy is its mAP50
+            len(train.images),
+            seconds,
+            clock,
+            step,
+            train_accuracy=None,
+            val_map50=val_map50,
+        )
         outcome.keep_if_best(figures, model)
         hooks.on_epoch(figures)
     return outcome
