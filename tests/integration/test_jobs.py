@@ -60,6 +60,9 @@ def kit(engineer: Client, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     onnx = engineer.upload_model(
         models_kit.onnx_classifier(folder / "m.onnx"), unique("onnx"), "classification"
     )
+    broken = engineer.upload_model(
+        models_kit.random_bytes(folder / "broken.onnx"), unique("broken"), "classification"
+    )
     detector = engineer.upload_model(
         models_kit.onnx_detector(folder / "d.onnx"), unique("det"), "detection"
     )
@@ -70,12 +73,14 @@ def kit(engineer: Client, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     )
     for model_id in (model.id, no_head.id, onnx.id, detector.id):
         assert engineer.wait_for_model(model_id, timeout_s=240).status == "ready"
+    assert engineer.wait_for_model(broken.id).status == "invalid"
     assert engineer.wait_for_dataset(dataset.id).status == "ready"
     return {
         "model": model.id,
         "no_head": no_head.id,
         "onnx": onnx.id,
         "detector": detector.id,
+        "broken": broken.id,
         "dataset": dataset.id,
     }
 
@@ -213,6 +218,7 @@ def test_a_diverging_loss_fails_the_job(engineer: Client, kit: dict[str, str]) -
         ({"model_id": "no-such-model"}, NotFound, "no model"),
         ({"dataset_id": "no-such-dataset"}, NotFound, "no dataset"),
         ({"model_id": "onnx"}, InvalidInput, "PyTorch state-dict model"),
+        ({"model_id": "broken"}, Conflict, "is invalid; train it once it is ready"),
         ({"model_id": "detector"}, InvalidInput, "cannot train on a classification dataset"),
         ({"batch_size": 4096}, InvalidInput, "larger than the training split"),
     ],

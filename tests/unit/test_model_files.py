@@ -141,3 +141,21 @@ def test_task_checks(tmp_path: Path) -> None:
         check_task(detector, "classification")
     with pytest.raises(InvalidModel, match="a detection model has"):
         check_task(classifier, "detection")
+
+
+def test_an_ultralytics_checkpoint_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    """ultralytics saves whole pickled model objects; loading one would run its classes' code."""
+    import os
+
+    import torch
+
+    from actors.models.torch_source import load_state_dict
+
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics.nn.tasks import DetectionModel
+
+    checkpoint = tmp_path / "yolov8n.pt"
+    torch.save({"model": DetectionModel("yolov8n.yaml", nc=2, verbose=False)}, checkpoint)
+    with pytest.raises(InvalidModel, match="ultralytics checkpoint") as refused:
+        load_state_dict(checkpoint)
+    assert "model.state_dict()" in refused.value.message and "yolov8n.yaml" in refused.value.message
