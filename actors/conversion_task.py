@@ -25,7 +25,7 @@ from cvplatform.jsonlog import configure_logging
 from store import queries
 from store.actor import StoreClient
 from store.artifacts import CHUNK_BYTES, write_artifact
-from store.connections import open_reader
+from store.connections import reading
 
 log = logging.getLogger("cvp.conversion")
 
@@ -62,11 +62,8 @@ def run_conversion(settings: Settings, model_id: str) -> str:
     """Convert one model and record the outcome; returns the model's final status."""
     _prepare_process(settings)
     store = StoreClient()
-    reader = open_reader(settings.db_path)
-    try:
+    with reading(settings.db_path) as reader:
         model = queries.model_by_id(reader, model_id)
-    finally:
-        reader.conn.close()
     if model is None:
         return "deleted"
     store.call_sync("set_model_status", model_id=model_id, status="converting")
@@ -146,11 +143,8 @@ def register_presets(settings: Settings) -> list[str]:
     created = []
     for key in settings.preset_names:
         preset = PRESETS[key]
-        reader = open_reader(settings.db_path)
-        try:
+        with reading(settings.db_path) as reader:
             exists = reader.execute("SELECT 1 FROM models WHERE preset = ?", [key]).fetchone()
-        finally:
-            reader.conn.close()
         if exists:
             continue
         weights = preset_weights(preset, settings.weights_dir)
@@ -198,11 +192,8 @@ def json_list(values: tuple[int, ...] | list[int]) -> str:
 
 def start_model_work(settings: Settings) -> None:
     """At platform start: resume conversions cut short by a stop, then register the presets."""
-    reader = open_reader(settings.db_path)
-    try:
+    with reading(settings.db_path) as reader:
         pending = queries.models_awaiting_conversion(reader)
-    finally:
-        reader.conn.close()
     for model_id in pending:
         submit_conversion(settings, model_id)
     if settings.preset_names:

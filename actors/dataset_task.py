@@ -36,18 +36,15 @@ from cvplatform.jsonlog import configure_logging
 from store import queries
 from store.actor import StoreClient
 from store.artifacts import sha256_of, write_artifact
-from store.connections import open_reader
+from store.connections import reading
 
 log = logging.getLogger("cvp.datasets")
 
 
 def _read(settings: Settings, query: Any, record_id: str) -> dict[str, Any] | None:
-    reader = open_reader(settings.db_path)
-    try:
+    with reading(settings.db_path) as reader:
         row: dict[str, Any] | None = query(reader, record_id)
         return row
-    finally:
-        reader.conn.close()
 
 
 def chunked(items: list[Any], key: Any, parts: int) -> list[list[Any]]:
@@ -255,12 +252,9 @@ def register_samples(settings: Settings) -> list[str]:
     store = StoreClient()
     created = []
     for key in settings.sample_names:
-        reader = open_reader(settings.db_path)
-        try:
+        with reading(settings.db_path) as reader:
             if reader.execute("SELECT 1 FROM datasets WHERE sample = ?", [key]).fetchone():
                 continue
-        finally:
-            reader.conn.close()
         sample = SAMPLES[key]
         dataset_id = uuid.uuid4().hex
         folder = settings.artifacts_dir / "datasets" / dataset_id
@@ -291,12 +285,9 @@ def register_samples(settings: Settings) -> list[str]:
 def start_dataset_work(settings: Settings) -> None:
     """At platform start: resume validations and fail preprocessing runs cut short by a stop,
     then register the sample datasets."""
-    reader = open_reader(settings.db_path)
-    try:
+    with reading(settings.db_path) as reader:
         pending = queries.datasets_awaiting_validation(reader)
         interrupted = queries.preprocessings_running(reader)
-    finally:
-        reader.conn.close()
     for dataset_id in pending:
         submit_validation(settings, dataset_id)
     store = StoreClient()

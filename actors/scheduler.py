@@ -19,7 +19,7 @@ from cvplatform.config import Settings
 from cvplatform.errors import CvpError
 from cvplatform.jsonlog import configure_logging
 from store.actor import StoreClient
-from store.connections import open_reader
+from store.connections import reading
 
 _TICK_S = 1.0
 log = logging.getLogger("cvp.scheduler")
@@ -63,13 +63,10 @@ class Scheduler:
             await asyncio.sleep(_TICK_S)
 
     def _running_in_store(self) -> list[str]:
-        reader = open_reader(self._settings.db_path)
-        try:
+        with reading(self._settings.db_path) as reader:
             return [
                 row["id"] for row in reader.query("SELECT id FROM jobs WHERE status = 'running'")
             ]
-        finally:
-            reader.conn.close()
 
     def _forget_adopted_jobs_that_ended(self) -> None:
         running = set(self._running_in_store())

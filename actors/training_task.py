@@ -40,7 +40,7 @@ from cvplatform.schemas import Hyperparameters, TrainingRequest
 from store import queries
 from store.actor import StoreClient
 from store.artifacts import write_artifact
-from store.connections import open_reader
+from store.connections import open_reader, reading
 
 log = logging.getLogger("cvp.training")
 _PROGRESS_EVERY_S = 1.0
@@ -88,11 +88,8 @@ class StoreHooks:
 
 
 def _read(settings: Settings, query: Any, record_id: str) -> dict[str, Any]:
-    reader = open_reader(settings.db_path)
-    try:
+    with reading(settings.db_path) as reader:
         row: dict[str, Any] | None = query(reader, record_id)
-    finally:
-        reader.conn.close()
     if row is None:
         raise TrainingFailed(f"{record_id} no longer exists")
     return row

@@ -29,7 +29,7 @@ from serve_apps.api.server import start_api_actor
 from serve_apps.auth.passwords import hash_password
 from store import queries
 from store.actor import StoreClient, start_store_actor
-from store.connections import open_reader
+from store.connections import reading
 from store.lock import DataDirLock
 from store.writer import StoreWriter
 
@@ -101,11 +101,8 @@ def serve_http_options(settings: Settings) -> dict[str, object]:
 
 def ensure_first_admin(settings: Settings, store: StoreClient) -> str:
     """Create the user ``admin`` on first start; returns where its password can be found."""
-    reader = open_reader(settings.db_path)
-    try:
+    with reading(settings.db_path) as reader:
         has_users = queries.count_users(reader) > 0
-    finally:
-        reader.conn.close()
     password_file = settings.admin_password_path
     if has_users:
         if password_file.exists():

@@ -249,16 +249,13 @@ def user_create(username: str, role: str, password_stdin: bool) -> None:
 def user_list() -> None:
     """List users."""
     from store import queries
-    from store.connections import open_reader
+    from store.connections import reading
 
-    reader = open_reader(load_settings().db_path)
-    try:
+    with reading(load_settings().db_path) as reader:
         for row in queries.list_users(reader):
             click.echo(
                 f"{row['id']:>4}  {row['username']:<24} {row['role']:<9} {row['created_at']}"
             )
-    finally:
-        reader.conn.close()
 
 
 @user.command("delete")
@@ -301,13 +298,10 @@ def _operator_change(settings: Settings, detail: str, operation: str, **kwargs: 
 
 def _user_id(settings: Settings, username: str) -> int:
     from store import queries
-    from store.connections import open_reader
+    from store.connections import reading
 
-    reader = open_reader(settings.db_path)
-    try:
+    with reading(settings.db_path) as reader:
         row = queries.user_credentials(reader, username)
-    finally:
-        reader.conn.close()
     if row is None:
         raise click.ClickException(f"no user named {username!r}")
     return int(row["id"])

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor")
     login_max_failures: int = Field(5, ge=1, description="failed logins before a lockout")
     login_lockout_s: float = Field(900.0, ge=1, description="how long a lockout lasts")
+    auth_cache_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="how long an API key or token check is reused: a revocation made through "
+        "the API applies at once, one made elsewhere (the CLI) within this time",
+    )
     max_request_bytes: int = Field(MIB, ge=1024, description="JSON request body limit")
     store_busy_timeout_s: float = Field(5.0, gt=0, description="wait for SQLite's write lock")
     max_model_bytes: int = Field(1024 * MIB, ge=1, description="largest model upload")

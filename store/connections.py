@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -43,3 +46,54 @@ def open_reader(db_path: Path, busy_timeout_s: float = 5.0) -> sqlite_utils.Data
         check_same_thread=False,
     )
     return sqlite_utils.Database(conn)
+
+
+@contextmanager
+def reading(db_path: Path) -> Iterator[sqlite_utils.Database]:
+    """A read-only connection for a few queries, closed when the block ends."""
+    db = open_reader(db_path)
+    try:
+        yield db
+    finally:
+        db.conn.close()
+
+
+class ReaderPool:
+    """Read-only connections kept open for reuse by a long-lived process (the API server).
+
+    Opening a connection costs a file open, the WAL index and a schema parse on first use; under
+    a hundred concurrent requests that cost was paid per request. A borrowed connection serves
+    one caller at a time; at most ``max_idle`` wait between uses, the rest are closed.
+    """
+
+    def __init__(self, db_path: Path, max_idle: int = 16) -> None:
+        self._db_path = db_path
+        self._max_idle = max_idle
+        self._idle: list[sqlite_utils.Database] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self) -> Iterator[sqlite_utils.Database]:
+        with self._lock:
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = open_reader(self._db_path)
+        try:
+            yield db
+        finally:
+            self._give_back(db)
+
+    def _give_back(self, db: sqlite_utils.Database) -> None:
+        if db.conn.in_transaction:  # never keep an old snapshot for the next borrower
+            db.conn.rollback()
+        with self._lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(db)
+                return
+        db.conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.conn.close()

@@ -1,25 +1,27 @@
-"""Who is calling: a bearer token (login session) or an API key, checked against the store."""
+"""Who is calling: a bearer token (login session) or an API key, checked against the store.
+
+A check's result is reused for a second or two (``CVP_AUTH_CACHE_S``), so that a hundred clients
+polling with one key cost one lookup, not a hundred; the routes that revoke a key, end a session,
+change a role or delete a user forget the affected entries at once.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import sqlite_utils
 from starlette.requests import Request
 
-from cvplatform.clock import from_iso, to_iso
+from cvplatform.clock import from_iso
 from cvplatform.errors import AuthError, CvpError, TokenExpired, TokenRevoked
 from cvplatform.schemas import Principal
 from serve_apps.api.state import PlatformState, platform
 from serve_apps.auth.api_keys import key_matches, key_prefix
+from serve_apps.auth.credential_cache import CachedCredential, credential_fingerprint
 from serve_apps.auth.tokens import decode_token
 from store import queries
-from store.connections import open_reader
 
 log = logging.getLogger("cvp.api")
-# last_used_at is a hint for the key's owner, not a log: write it at most this often per key.
-_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
 _HOW_TO_AUTHENTICATE = (
     "send 'Authorization: Bearer <token>' (POST /api/v1/auth/login) or 'X-API-Key'"
 )
@@ -36,54 +38,67 @@ async def authenticate(request: Request) -> Principal:
     authorization = request.headers.get("authorization")
     if not api_key and not authorization:
         raise AuthError(f"credentials required: {_HOW_TO_AUTHENTICATE}")
-    db = open_reader(state.settings.db_path)
-    try:
-        if api_key:
-            return await _from_api_key(state, db, api_key)
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError(f"unsupported Authorization header: {_HOW_TO_AUTHENTICATE}")
-        principal, session_id = _from_token(state, db, token.strip())
-        request.state.session_id = session_id  # what logout revokes
-        return principal
-    finally:
-        db.conn.close()
+    if api_key:
+        return await _from_api_key(state, api_key)
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError(f"unsupported Authorization header: {_HOW_TO_AUTHENTICATE}")
+    principal, session_id = _from_token(state, token.strip())
+    request.state.session_id = session_id  # what logout revokes
+    return principal
 
 
-def _from_token(
-    state: PlatformState, db: sqlite_utils.Database, token: str
-) -> tuple[Principal, str]:
+def _from_token(state: PlatformState, token: str) -> tuple[Principal, str]:
     now = state.clock()
-    claims = decode_token(token, state.jwt_secret, now)
-    session = queries.session_for_auth(db, claims.session_id)
-    if session is None or session["user_id"] != claims.user_id:
+    fingerprint = credential_fingerprint(token)
+    cached = state.credentials.get(fingerprint)
+    if cached is None:
+        claims = decode_token(token, state.jwt_secret, now)
+        with state.readers.borrow() as db:
+            cached = _session_credential(db, claims.user_id, claims.session_id)
+        state.credentials.put(fingerprint, cached)
+    if cached.expires_at is not None and cached.expires_at <= now:
+        raise TokenExpired("the token has expired; log in again")
+    return cached.principal, str(cached.record_id)
+
+
+def _session_credential(
+    db: sqlite_utils.Database, user_id: int, session_id: str
+) -> CachedCredential:
+    session = queries.session_for_auth(db, session_id)
+    if session is None or session["user_id"] != user_id:
         raise TokenRevoked("the session of this token no longer exists; log in again")
     if session["revoked_at"] is not None:
         raise TokenRevoked("this token was revoked (logged out); log in again")
-    if session["expires_at"] <= to_iso(now):
-        raise TokenExpired("the token has expired; log in again")
     principal = Principal(
         user_id=session["user_id"], username=session["username"], role=session["role"], via="token"
     )
-    return principal, claims.session_id
+    return CachedCredential(principal, session_id, expires_at=from_iso(session["expires_at"]))
 
 
-async def _from_api_key(state: PlatformState, db: sqlite_utils.Database, key: str) -> Principal:
+async def _from_api_key(state: PlatformState, key: str) -> Principal:
     prefix = key_prefix(key)
     if prefix is None:
         raise AuthError("the X-API-Key header does not hold a cv-platform API key (cvp_...)")
-    row = queries.api_key_for_auth(db, prefix)
+    fingerprint = credential_fingerprint(key)
+    cached = state.credentials.get(fingerprint)
+    if cached is not None:
+        return cached.principal
+    with state.readers.borrow() as db:
+        row = queries.api_key_for_auth(db, prefix)
     if row is None or not key_matches(key, row["key_hash"]):
         raise AuthError("unknown API key")
     if row["revoked_at"] is not None:
         raise TokenRevoked("this API key was revoked; create a new one")
-    now = state.clock()
-    last_used = row["last_used_at"]
-    if last_used is None or from_iso(last_used) + _KEY_TOUCH_INTERVAL <= now:
+    principal = Principal(
+        user_id=row["user_id"], username=row["username"], role=row["role"], via="api_key"
+    )
+    state.credentials.put(fingerprint, CachedCredential(principal, row["id"]))
+    last_used = from_iso(row["last_used_at"]) if row["last_used_at"] else None
+    if state.key_use.should_touch(row["id"], last_used):
+        # One request per key and interval waits for this write; the rest never see it.
         try:
             await state.store.call("touch_api_key", key_id=row["id"])
         except CvpError as error:  # the request itself can go on without this hint
             log.warning("could not record API key use: %s", error.message)
-    return Principal(
-        user_id=row["user_id"], username=row["username"], role=row["role"], via="api_key"
-    )
+    return principal

@@ -7,7 +7,8 @@ actor and Ray-backed probes, and nothing in the routes knows where they come fro
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated, Any, Protocol
 
 import sqlite_utils
@@ -16,7 +17,11 @@ from fastapi import Depends, Request
 from cvplatform.clock import Clock
 from cvplatform.config import Settings
 from cvplatform.schemas import Readiness
-from store.connections import open_reader
+from serve_apps.auth.credential_cache import CredentialCache, KeyUseThrottle
+from store.connections import ReaderPool
+
+# last_used_at is a hint for the key's owner, not a log: write it at most this often per key.
+KEY_TOUCH_INTERVAL = timedelta(seconds=60)
 
 
 class StoreGateway(Protocol):
@@ -47,6 +52,16 @@ class PlatformState:
     clock: Clock
     readiness: Callable[[], Awaitable[Readiness]]
     background: BackgroundWork
+    # Built from the fields above: what the API process keeps between requests.
+    readers: ReaderPool = field(init=False)
+    credentials: CredentialCache = field(init=False)
+    key_use: KeyUseThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        ttl = timedelta(seconds=self.settings.auth_cache_s)
+        object.__setattr__(self, "readers", ReaderPool(self.settings.db_path))
+        object.__setattr__(self, "credentials", CredentialCache(ttl, self.clock))
+        object.__setattr__(self, "key_use", KeyUseThrottle(KEY_TOUCH_INTERVAL, self.clock))
 
 
 def platform(request: Request) -> PlatformState:
@@ -55,12 +70,9 @@ def platform(request: Request) -> PlatformState:
 
 
 async def reader(request: Request) -> AsyncIterator[sqlite_utils.Database]:
-    """A read-only connection for this request (dependency); closed when the request ends."""
-    db = open_reader(platform(request).settings.db_path)
-    try:
+    """A read-only connection for this request (dependency), back to the pool when it ends."""
+    with platform(request).readers.borrow() as db:
         yield db
-    finally:
-        db.conn.close()
 
 
 ReadDb = Annotated[sqlite_utils.Database, Depends(reader)]

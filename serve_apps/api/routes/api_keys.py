@@ -39,9 +39,11 @@ async def list_api_keys(request: Request, db: ReadDb) -> list[ApiKeyOut]:
 @router.delete("/api/v1/auth/api-keys/{key_id}", **requires(Action.SELF))
 async def revoke_api_key(key_id: int, request: Request) -> ApiKeyOut:
     """Revoke one of the caller's keys; requests with it are refused from now on."""
-    row = await platform(request).store.call(
+    state = platform(request)
+    row = await state.store.call(
         "revoke_api_key", user_id=principal_of(request).user_id, key_id=key_id
     )
+    state.credentials.forget_record(key_id)
     return ApiKeyOut(**_public(row))
 
 

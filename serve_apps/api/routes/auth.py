@@ -73,7 +73,9 @@ async def logout(request: Request) -> None:
             "logout revokes a bearer token; to retire an API key use "
             "DELETE /api/v1/auth/api-keys/{id}"
         )
-    await platform(request).store.call("revoke_session", session_id=request.state.session_id)
+    state = platform(request)
+    await state.store.call("revoke_session", session_id=request.state.session_id)
+    state.credentials.forget_record(request.state.session_id)
 
 
 @router.get("/api/v1/auth/me", **requires(Action.SELF))

@@ -20,7 +20,7 @@ from serve_apps.api.guard import GuardedRoute, principal_of, requires
 from serve_apps.api.state import ReadDb, platform
 from serve_apps.auth.policy import Action
 from store import queries
-from store.connections import open_reader
+from store.connections import reading
 
 router = APIRouter(route_class=GuardedRoute, tags=["jobs"])
 FINAL = ("completed", "failed", "cancelled")
@@ -156,12 +156,9 @@ async def _stream(db_path: Any, job_id: str, after: int) -> AsyncIterator[str]:
     last_progress: Any = None
     quiet_for = 0.0
     while True:
-        reader = open_reader(db_path)
-        try:
+        with reading(db_path) as reader:
             events = queries.job_events_after(reader, job_id, after)
             job = queries.job_by_id(reader, job_id)
-        finally:
-            reader.conn.close()
         for event in events:
             after = event["id"]
             yield _event(event["kind"], {"at": event["at"], **event["payload"]}, event["id"])

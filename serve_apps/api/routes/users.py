@@ -59,7 +59,9 @@ async def get_user(user_id: int, db: ReadDb) -> UserOut:
 @router.patch("/api/v1/users/{user_id}", responses=_CONFLICT, **requires(Action.USERS_MANAGE))
 async def set_user_role(user_id: int, body: RoleChange, request: Request) -> UserOut:
     """Change a user's role; it applies to their very next request. The last admin stays."""
-    row = await platform(request).store.call("set_role", user_id=user_id, role=body.role)
+    state = platform(request)
+    row = await state.store.call("set_role", user_id=user_id, role=body.role)
+    state.credentials.forget_user(user_id)
     request.state.audit_detail = f"role {body.role}"
     return UserOut(**row)
 
@@ -72,5 +74,7 @@ async def set_user_role(user_id: int, body: RoleChange, request: Request) -> Use
 )
 async def delete_user(user_id: int, request: Request) -> None:
     """Delete a user with their sessions and API keys. The last admin cannot be deleted."""
-    row = await platform(request).store.call("delete_user", user_id=user_id)
+    state = platform(request)
+    row = await state.store.call("delete_user", user_id=user_id)
+    state.credentials.forget_user(user_id)
     request.state.audit_detail = f"user {row['username']}"
