@@ -1,4 +1,4 @@
-"""The platform's background work as the API sees it: each call submits a Ray task and returns."""
+"""The platform's background work as the API sees it: each call submits a job and returns."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import logging
 
 import ray
 
-from actors.conversion_task import submit_conversion
-from actors.dataset_task import submit_preprocessing, submit_validation
+from actors.datasets.job import preprocessing_job, validation_job
+from actors.jobs.runner import submit
+from actors.models.job import conversion_job
+from actors.scheduler import SCHEDULER_NAME
 from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
 
-SCHEDULER_NAME = "cvp-scheduler"
 log = logging.getLogger("cvp.api")
 
 
@@ -20,13 +21,13 @@ class RayBackgroundWork:
         self._settings = settings
 
     def convert_model(self, model_id: str) -> object:
-        return submit_conversion(self._settings, model_id)
+        return submit(self._settings, conversion_job(model_id))
 
     def validate_dataset(self, dataset_id: str) -> object:
-        return submit_validation(self._settings, dataset_id)
+        return submit(self._settings, validation_job(dataset_id))
 
     def preprocess_dataset(self, preprocessing_id: str) -> object:
-        return submit_preprocessing(self._settings, preprocessing_id)
+        return submit(self._settings, preprocessing_job(preprocessing_id))
 
     def wake_scheduler(self) -> object:
         """Tell the scheduler a job was queued (its own tick would find it within a second)."""

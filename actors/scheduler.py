@@ -1,39 +1,86 @@
-"""The GPU job scheduler: a named Ray actor that runs queued jobs, oldest first, on the GPU slots.
+"""The GPU job scheduler: a named Ray actor that starts queued jobs, oldest first, on the slots.
 
-The queue itself is the ``jobs`` table (so it survives a restart). Each job runs as a Ray task that
-takes one ``gpu_slot`` (and half a GPU where there is one); the scheduler starts no more than there
-are slots, and when a job's process dies it records the job ``failed`` and starts the next.
+The queue itself is the ``jobs`` table (so it survives a restart). What to start is decided by
+:func:`actors.jobs.scheduling.next_starts`; this shell reads the queue, claims the chosen jobs in
+the store, launches each through the job kernel and watches it: when a job's process dies, the
+kernel records the job ``failed`` and the next one starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from actors.background import SCHEDULER_NAME
+from actors.jobs import runner
+from actors.jobs.registry import Job, queued_job, slots_needed
+from actors.jobs.scheduling import QueuedJob, RunningJob, Start, next_starts
 from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
-from cvplatform.errors import CvpError
 from cvplatform.jsonlog import configure_logging
 from store.actor import StoreClient
 from store.connections import reading
+from store.operations import AsyncStoreOperations
 
+SCHEDULER_NAME = "cvp-scheduler"
 _TICK_S = 1.0
 log = logging.getLogger("cvp.scheduler")
 
 
+@dataclass(frozen=True)
+class QueueSnapshot:
+    queued: list[QueuedJob]
+    running_ids: list[str]
+
+
+def read_queue(settings: Settings) -> QueueSnapshot:
+    with reading(settings.db_path) as reader:
+        rows = list(
+            reader.query(
+                "SELECT id, kind, status FROM jobs WHERE status IN ('queued', 'running')"
+                " ORDER BY created_at, rowid"
+            )
+        )
+    return QueueSnapshot(
+        queued=[
+            QueuedJob(row["id"], slots_needed(row["kind"]))
+            for row in rows
+            if row["status"] == "queued"
+        ],
+        running_ids=[row["id"] for row in rows if row["status"] == "running"],
+    )
+
+
 class Scheduler:
-    def __init__(self, settings: Settings) -> None:
+    """Args:
+    settings: the slots (``gpu_slots``) and the paths.
+    store: the store client (claims and ends jobs).
+    gpus: the node's GPUs.
+    queue: reads the queue from the store.
+    launch: starts a claimed job; returns what to await for its end.
+    record_death: records a job whose process died.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: AsyncStoreOperations,
+        gpus: float,
+        queue: Callable[[], QueueSnapshot],
+        launch: Callable[[Job, Start], Any],
+        record_death: Callable[[Job, BaseException], None],
+    ) -> None:
         configure_logging(settings, "scheduler")
-        self._settings = settings
-        self._store = StoreClient()
-        self._gpus = float(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
-        self._tracked: dict[
-            str, Any
-        ] = {}  # job id -> its task, or None if an earlier life started it
+        self._slots = settings.gpu_slots
+        self._store, self._gpus = store, gpus
+        self._queue, self._launch, self._record_death = queue, launch, record_death
+        # job id -> slots held; an earlier life's jobs are adopted with the one slot they hold.
+        self._holding: dict[str, int] = {}
+        self._adopted: set[str] = set()
         self._lock = asyncio.Lock()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -44,7 +91,7 @@ class Scheduler:
         return self.state()
 
     def state(self) -> dict[str, Any]:
-        return {"slots": self._settings.gpu_slots, "running": sorted(self._tracked)}
+        return {"slots": self._slots, "running": sorted(self._holding)}
 
     def _ensure_loop(self) -> None:
         if self._loop_task is None or self._loop_task.done():
@@ -52,85 +99,80 @@ class Scheduler:
 
     async def _loop(self) -> None:
         # A restarted scheduler adopts the jobs its earlier life started: they still hold slots.
-        for job_id in self._running_in_store():
-            self._tracked.setdefault(job_id, None)
+        for job_id in self._queue().running_ids:
+            if job_id not in self._holding:
+                self._holding[job_id] = 1
+                self._adopted.add(job_id)
         while True:
             try:
-                self._forget_adopted_jobs_that_ended()
                 await self._fill()
             except Exception:
                 log.exception("scheduler tick failed")
             await asyncio.sleep(_TICK_S)
 
-    def _running_in_store(self) -> list[str]:
-        with reading(self._settings.db_path) as reader:
-            return [
-                row["id"] for row in reader.query("SELECT id FROM jobs WHERE status = 'running'")
-            ]
-
-    def _forget_adopted_jobs_that_ended(self) -> None:
-        running = set(self._running_in_store())
-        for job_id in [job_id for job_id, task in self._tracked.items() if task is None]:
-            if job_id not in running:
-                del self._tracked[job_id]
-
     async def _fill(self) -> None:
         async with self._lock:
-            while len(self._tracked) < self._settings.gpu_slots:
-                job = await self._store.call("claim_next_job")
-                if job is None:
+            while True:
+                snapshot = self._queue()
+                for job_id in self._adopted - set(snapshot.running_ids):  # adopted, now ended
+                    self._adopted.discard(job_id)
+                    self._holding.pop(job_id, None)
+                running = [RunningJob(job_id, held) for job_id, held in self._holding.items()]
+                starts = next_starts(snapshot.queued, running, self._slots, self._gpus)
+                started = [await self._start(start) for start in starts]
+                if all(started):  # else a slot is still free: decide again
                     return
-                try:
-                    self._tracked[job["id"]] = self._start(job)
-                except Exception as error:  # never leave a claimed job "running" with no process
-                    log.exception("could not start job %s", job["id"])
-                    await self._store.call(
-                        "finish_job",
-                        job_id=job["id"],
-                        status="failed",
-                        error=f"the scheduler could not start it: {error}",
-                    )
-                    continue
-                asyncio.get_running_loop().create_task(self._watch(job))
 
-    def _start(self, job: dict[str, Any]) -> Any:
-        from actors.training_task import run_job  # torch: loaded by the job's process, not here
-
-        # max_calls=1: a fresh process per job, so GPU memory and threads start clean.
-        # num_cpus=0: its slot is its reservation (its preprocessing tasks take the CPUs).
-        task = ray.remote(max_calls=1, max_retries=0, num_cpus=0)(run_job).options(
-            name=f"{job['name']} [{job['id'][:8]}]",  # what the Ray dashboard shows
-            resources={"gpu_slot": 1},
-            num_gpus=0.5 if self._gpus else 0,
-        )
-        log.info("starting job %s (%s)", job["id"], job["name"])
-        return task.remote(self._settings, job)
-
-    async def _watch(self, job: dict[str, Any]) -> None:
+    async def _start(self, start: Start) -> bool:
+        """Claim and launch one job; whether it now holds its slots."""
+        claimed = await self._store.claim_job(job_id=start.job_id)
+        if claimed is None:  # cancelled or claimed meanwhile
+            return False
+        job = queued_job(claimed)
         try:
-            await self._tracked[job["id"]]
+            pending = self._launch(job, start)
+        except Exception as error:  # never leave a claimed job "running" with no process
+            log.exception("could not start job %s", job.subject_id)
+            await self._store.finish_job(
+                job_id=job.subject_id,
+                status="failed",
+                error=f"the scheduler could not start it: {error}",
+            )
+            return False
+        log.info("started job %s (%s)", job.subject_id, job.name)
+        self._holding[job.subject_id] = start.gpu_slots
+        asyncio.get_running_loop().create_task(self._watch(job, pending))
+        return True
+
+    async def _watch(self, job: Job, pending: Any) -> None:
+        try:
+            await pending
         except ray.exceptions.RayError as error:
-            log.error("job %s: its process died: %s", job["id"], error)
             try:
-                await self._store.call(
-                    "finish_job",
-                    job_id=job["id"],
-                    status="failed",
-                    error=f"the job's process died ({type(error).__name__}); "
-                    "see the Ray worker logs",
-                )
-            except CvpError:
-                log.exception("could not record the end of job %s", job["id"])
+                await asyncio.to_thread(self._record_death, job, error)
+            except Exception:
+                log.exception("could not record the end of job %s", job.subject_id)
         finally:
-            self._tracked.pop(job["id"], None)
+            self._holding.pop(job.subject_id, None)
         await self._fill()
 
 
 def start_scheduler(settings: Settings) -> Any:
+    gpus = float(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
+
+    def launch(job: Job, start: Start) -> Any:
+        return runner.launch(settings, job, start)
+
+    def record_death(job: Job, error: BaseException) -> None:
+        runner.record_death(settings, job, error)
+
+    def queue() -> QueueSnapshot:
+        return read_queue(settings)
+
     actor: Any = (
         ray.remote(Scheduler)
         .options(name=SCHEDULER_NAME, namespace=RAY_NAMESPACE, max_restarts=-1, num_cpus=0)
-        .remote(settings)
+        .remote(settings, AsyncStoreOperations(StoreClient()), gpus, queue, launch, record_death)
     )
     ray.get(actor.wake.remote())
     return actor

@@ -94,8 +94,9 @@ def through_platform(architecture: str, epochs: int, scratch: Path) -> dict[str,
     import torch
     from torchvision import models
 
-    from actors.dataset_task import register_samples
+    from actors.jobs.runner import execute
     from actors.scheduler import start_scheduler
+    from actors.startup import REGISTER_SAMPLES
     from cvplatform import RAY_NAMESPACE
     from cvplatform.bootstrap import ensure_first_admin
     from cvplatform.client import Client
@@ -129,7 +130,7 @@ def through_platform(architecture: str, epochs: int, scratch: Path) -> dict[str,
         store = start_store_actor(settings)
         ensure_first_admin(settings, StoreClient(store))
         handles = [start_api_actor(settings), start_scheduler(settings)]
-        ray.get(ray.remote(register_samples).remote(settings))
+        ray.get(ray.remote(execute).remote(settings, REGISTER_SAMPLES))
         with Client.login(settings.api_url, "admin", BENCH_PASSWORD, timeout_s=600) as admin:
             digits = next(d for d in admin.list_datasets().items if d.sample == "digits")
             admin.wait_for_dataset(digits.id, 300)

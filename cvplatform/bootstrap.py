@@ -18,9 +18,8 @@ from typing import Any, Protocol
 import ray
 from ray import serve
 
-from actors.conversion_task import start_model_work
-from actors.dataset_task import start_dataset_work
 from actors.scheduler import start_scheduler
+from actors.startup import start_dataset_work, start_model_work
 from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
 from cvplatform.errors import PlatformRunning

@@ -242,7 +242,7 @@ def user_create(username: str, role: str, password_stdin: bool) -> None:
         password_hash=password_hash,
         role=role,
     )
-    click.echo(f"created user {row['username']} (id {row['id']}) as {row['role']}")
+    click.echo(f"created user {row.username} (id {row.id}) as {row.role}")
 
 
 @user.command("list")
@@ -253,9 +253,7 @@ def user_list() -> None:
 
     with reading(load_settings().db_path) as reader:
         for row in queries.list_users(reader):
-            click.echo(
-                f"{row['id']:>4}  {row['username']:<24} {row['role']:<9} {row['created_at']}"
-            )
+            click.echo(f"{row.id:>4}  {row.username:<24} {row.role:<9} {row.created_at}")
 
 
 @user.command("delete")
@@ -276,7 +274,7 @@ def user_set_role(username: str, role: str) -> None:
     settings = load_settings()
     user_id = _user_id(settings, username)
     row = _operator_change(settings, f"role {role}", "set_role", user_id=user_id, role=role)
-    click.echo(f"{row['username']} is now {row['role']}")
+    click.echo(f"{row.username} is now {row.role}")
 
 
 def _operator_change(settings: Settings, detail: str, operation: str, **kwargs: Any) -> Any:

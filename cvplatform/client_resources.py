@@ -22,6 +22,7 @@ from cvplatform.schemas import (
     ModelOut,
     ModelPage,
     PreprocessingOut,
+    PreprocessRequest,
     TaskType,
 )
 
@@ -158,10 +159,22 @@ class ResourceCalls:
                 raise TimeoutError(f"dataset {dataset_id} is still {dataset.status}")
             time.sleep(poll_s)
 
-    def preprocess(self, dataset_id: str, **config: Any) -> PreprocessingOut:
-        """Start preprocessing (or reuse the cache): ``image_size``, ``mean``, ``std``,
-        ``frame_rate``, ``split``, ``seed``, ``augmentation``, or ``model_id``."""
-        answer = self._request("POST", f"/api/v1/datasets/{dataset_id}/preprocess", json=config)
+    def preprocess(
+        self, dataset_id: str, config: PreprocessRequest | None = None, **fields: Any
+    ) -> PreprocessingOut:
+        """Start preprocessing, or reuse the cached result of the same content and config.
+
+        Args:
+            dataset_id: a ``ready`` dataset.
+            config: the settings, checked here; or give them as ``fields`` (``image_size``,
+                ``mean``, ``std``, ``frame_rate``, ``split``, ``seed``, ``augmentation``,
+                ``model_id``), checked by the server.
+
+        Returns:
+            The preprocessing run (``cache_hit`` tells whether it was reused).
+        """
+        body = config.model_dump(mode="json", exclude_unset=True) if config else fields
+        answer = self._request("POST", f"/api/v1/datasets/{dataset_id}/preprocess", json=body)
         return PreprocessingOut.model_validate(answer)
 
     def get_preprocessing(self, dataset_id: str, preprocessing_id: str) -> PreprocessingOut:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Role = Literal["admin", "engineer", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "engineer", "viewer")
@@ -17,6 +17,18 @@ PASSWORD_MIN_CHARS = 8
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+Item = TypeVar("Item")
+
+
+class Page(WireModel, Generic[Item]):
+    """One page of a listing, and how many match in all."""
+
+    items: list[Item]
+    total: int
+    limit: int
+    offset: int
 
 
 def check_password_length(password: str) -> str:
@@ -198,11 +210,7 @@ class ModelOut(WireModel):
     updated_at: str
 
 
-class ModelPage(WireModel):
-    items: list[ModelOut]
-    total: int
-    limit: int
-    offset: int
+ModelPage = Page[ModelOut]
 
 
 # --- datasets -------------------------------------------------------------------------------
@@ -243,11 +251,7 @@ class DatasetOut(WireModel):
     updated_at: str
 
 
-class DatasetPage(WireModel):
-    items: list[DatasetOut]
-    total: int
-    limit: int
-    offset: int
+DatasetPage = Page[DatasetOut]
 
 
 class PreprocessingOut(WireModel):
@@ -280,6 +284,46 @@ class AugmentationConfig(BaseModel):
     brightness: float = Field(0.2, ge=0, le=1)
     contrast: float = Field(0.2, ge=0, le=1)
     saturation: float = Field(0.2, ge=0, le=1)
+
+
+# --- preprocessing ---------------------------------------------------------------------------
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class PreprocessConfig(BaseModel):
+    """What a preprocessing run does; everything here is part of the cache key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_size: tuple[int, int] = Field((224, 224), description="height, width after resizing")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    frame_rate: float | None = Field(
+        None, gt=0, description="video frames kept per second (None: every annotated frame)"
+    )
+    split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, val, test")
+    seed: int = Field(0, ge=0)
+    augmentation: AugmentationConfig = AugmentationConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> PreprocessConfig:
+        if not all(1 <= side <= 4096 for side in self.image_size):
+            raise ValueError("image_size sides must be between 1 and 4096")
+        if any(part < 0 for part in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
+            raise ValueError(f"split {self.split} must be three non-negative parts summing to 1")
+        if self.split[0] == 0:
+            raise ValueError("the train split cannot be empty")
+        if any(value <= 0 for value in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+
+class PreprocessRequest(PreprocessConfig):
+    """The preprocessing config; ``model_id`` takes the image size from a model's input."""
+
+    model_id: str | None = None
 
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
@@ -330,11 +374,7 @@ class JobOut(WireModel):
     finished_at: str | None
 
 
-class JobPage(WireModel):
-    items: list[JobOut]
-    total: int
-    limit: int
-    offset: int
+JobPage = Page[JobOut]
 
 
 class AlertOut(WireModel):

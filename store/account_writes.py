@@ -10,9 +10,8 @@ import sqlite_utils
 from cvplatform.clock import from_iso, to_iso
 from cvplatform.errors import DuplicateRecord, LastAdminError, LoginLocked, RecordNotFound
 from store import queries
+from store.records import Row, UserRecord
 from store.writer_base import WriterBase
-
-Row = queries.Row
 
 
 def _locked(locked_until: str, now: str) -> LoginLocked:
@@ -38,17 +37,14 @@ class AccountWrites(WriterBase):
         }
     )
 
-    def _user(self, user_id: int) -> Row:
-        user = queries.user_by_id(self._db, user_id)
-        if user is None:
-            raise RecordNotFound(f"no user with id {user_id}")
-        return user
+    def _user(self, user_id: int) -> UserRecord:
+        return queries.required(queries.user_by_id, self._db, user_id, "user")
 
     # --- users ---------------------------------------------------------------------------
 
     def create_user(
         self, username: str, password_hash: str, role: str, created_by: int | None = None
-    ) -> Row:
+    ) -> UserRecord:
         now = self._now()
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
@@ -74,17 +70,19 @@ class AccountWrites(WriterBase):
             )
         return True
 
-    def _refuse_losing_last_admin(self, db: sqlite_utils.Database, user: Row, verb: str) -> None:
-        if user["role"] != "admin":
+    def _refuse_losing_last_admin(
+        self, db: sqlite_utils.Database, user: UserRecord, verb: str
+    ) -> None:
+        if user.role != "admin":
             return
         admins = db.execute("SELECT COUNT(*) FROM users WHERE role = 'admin'").fetchone()[0]
         if admins <= 1:
             raise LastAdminError(
-                f"cannot {verb} {user['username']!r}: it is the last admin; "
+                f"cannot {verb} {user.username!r}: it is the last admin; "
                 "make another user admin first"
             )
 
-    def delete_user(self, user_id: int) -> Row:
+    def delete_user(self, user_id: int) -> UserRecord:
         """Delete a user with their sessions and API keys (the audit log keeps their name)."""
         user = self._user(user_id)
         with self._transaction() as db:
@@ -92,7 +90,7 @@ class AccountWrites(WriterBase):
             db.execute("DELETE FROM users WHERE id = ?", [user_id])
         return user
 
-    def set_role(self, user_id: int, role: str) -> Row:
+    def set_role(self, user_id: int, role: str) -> UserRecord:
         user = self._user(user_id)
         with self._transaction() as db:
             if role != "admin":

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
-from cvplatform.errors import Conflict, RecordNotFound, ResourceInUse
+from cvplatform.errors import Conflict, ResourceInUse
 from store import queries
+from store.records import DatasetRecord, PreprocessingClaim, encode_json
 from store.writer_base import WriterBase
-
-Row = queries.Row
 
 _DATASET_COLUMNS = (
     "id",
@@ -40,13 +38,10 @@ class DatasetWrites(WriterBase):
         }
     )
 
-    def _dataset(self, dataset_id: str) -> Row:
-        dataset = queries.dataset_by_id(self._db, dataset_id)
-        if dataset is None:
-            raise RecordNotFound(f"no dataset with id {dataset_id}")
-        return dataset
+    def _dataset(self, dataset_id: str) -> DatasetRecord:
+        return queries.required(queries.dataset_by_id, self._db, dataset_id, "dataset")
 
-    def create_dataset(self, dataset: dict[str, Any]) -> Row | None:
+    def create_dataset(self, dataset: dict[str, Any]) -> DatasetRecord | None:
         """Record an uploaded (or sample) dataset, status ``uploaded``; None for a sample
         registered already."""
         now = self._now()
@@ -62,11 +57,13 @@ class DatasetWrites(WriterBase):
                 f"INSERT INTO datasets ({', '.join(_DATASET_COLUMNS)}, details, status,"  # noqa: S608
                 " created_at, updated_at)"
                 f" VALUES ({', '.join('?' * len(_DATASET_COLUMNS))}, ?, 'uploaded', ?, ?)",
-                [*values, json.dumps(dataset.get("details", {})), now, now],
+                [*values, encode_json(dataset.get("details", {})), now, now],
             )
         return self._dataset(dataset["id"])
 
-    def set_dataset_status(self, dataset_id: str, status: str, reason: str | None = None) -> Row:
+    def set_dataset_status(
+        self, dataset_id: str, status: str, reason: str | None = None
+    ) -> DatasetRecord:
         self._dataset(dataset_id)
         with self._transaction() as db:
             db.execute(
@@ -75,7 +72,7 @@ class DatasetWrites(WriterBase):
             )
         return self._dataset(dataset_id)
 
-    def finish_validation(self, dataset_id: str, outcome: dict[str, Any]) -> Row:
+    def finish_validation(self, dataset_id: str, outcome: dict[str, Any]) -> DatasetRecord:
         """Record what validation found; ``ready`` if any sample is usable, else ``invalid``."""
         self._dataset(dataset_id)
         usable = outcome["num_samples"] > 0
@@ -92,9 +89,9 @@ class DatasetWrites(WriterBase):
                     outcome["content_hash"],
                     outcome["num_samples"],
                     outcome["num_classes"],
-                    json.dumps(outcome["class_names"]),
+                    encode_json(outcome["class_names"]),
                     outcome["total_bytes"],
-                    json.dumps(outcome["details"]),
+                    encode_json(outcome["details"]),
                     self._now(),
                     dataset_id,
                 ],
@@ -109,9 +106,9 @@ class DatasetWrites(WriterBase):
             ResourceInUse: it is being validated or preprocessed (later: a job uses it).
         """
         dataset = self._dataset(dataset_id)
-        if dataset["sample"]:
-            raise Conflict(f"{dataset['name']} is a sample dataset; samples cannot be deleted")
-        if dataset["status"] in ("uploaded", "validating"):
+        if dataset.sample:
+            raise Conflict(f"{dataset.name} is a sample dataset; samples cannot be deleted")
+        if dataset.status in ("uploaded", "validating"):
             raise ResourceInUse(f"dataset {dataset_id} is being validated; try when it is done")
         if queries.active_jobs_using(self._db, "dataset_id", dataset_id):
             raise ResourceInUse(f"dataset {dataset_id} is used by a queued or running job")
@@ -129,7 +126,7 @@ class DatasetWrites(WriterBase):
                 )
             ]
             db.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
-        return [dataset["files_path"], *outputs]
+        return [dataset.files_path, *outputs]
 
     def start_preprocessing(
         self,
@@ -139,20 +136,21 @@ class DatasetWrites(WriterBase):
         config: dict[str, Any],
         output_path: str,
         created_by: int | None,
-    ) -> Row:
-        """Claim a cache key; if it is claimed already, count a reuse and return that row.
+    ) -> PreprocessingClaim:
+        """Claim a cache key; if it is claimed already, count a reuse and return that run.
 
-        The returned row's ``cache_hit`` says which happened; a failed attempt is replaced.
+        The claim's ``cache_hit`` says which happened; a failed attempt is replaced.
         """
         with self._transaction() as db:
             existing = queries.preprocessing_by_key(db, cache_key)
-            if existing is not None and existing["status"] != "failed":
+            if existing is not None and existing.status != "failed":
                 db.execute(
-                    "UPDATE preprocessings SET reuses = reuses + 1 WHERE id = ?", [existing["id"]]
+                    "UPDATE preprocessings SET reuses = reuses + 1 WHERE id = ?", [existing.id]
                 )
-                return {**queries.preprocessing_by_key(db, cache_key), "cache_hit": True}  # type: ignore[dict-item]
+                reused = queries.required(queries.preprocessing_by_key, db, cache_key, "run")
+                return PreprocessingClaim(reused, cache_hit=True)
             if existing is not None:
-                db.execute("DELETE FROM preprocessings WHERE id = ?", [existing["id"]])
+                db.execute("DELETE FROM preprocessings WHERE id = ?", [existing.id])
             db.execute(
                 "INSERT INTO preprocessings (id, dataset_id, cache_key, config, status,"
                 " output_path, created_at, created_by) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
@@ -160,15 +158,14 @@ class DatasetWrites(WriterBase):
                     preprocessing_id,
                     dataset_id,
                     cache_key,
-                    json.dumps(config),
+                    encode_json(config),
                     output_path,
                     self._now(),
                     created_by,
                 ],
             )
-            row = queries.preprocessing_by_key(db, cache_key)
-        assert row is not None
-        return {**row, "cache_hit": False}
+            claimed = queries.required(queries.preprocessing_by_key, db, cache_key, "run")
+        return PreprocessingClaim(claimed, cache_hit=False)
 
     def finish_preprocessing(
         self, preprocessing_id: str, split_counts: dict[str, int], seconds: float
@@ -177,7 +174,7 @@ class DatasetWrites(WriterBase):
             db.execute(
                 "UPDATE preprocessings SET status = 'ready', split_counts = ?, seconds = ?,"
                 " finished_at = ? WHERE id = ?",
-                [json.dumps(split_counts), seconds, self._now(), preprocessing_id],
+                [encode_json(split_counts), seconds, self._now(), preprocessing_id],
             )
 
     def fail_preprocessing(self, preprocessing_id: str, reason: str) -> None:

@@ -3,14 +3,13 @@ and the alerts the queue raises."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
-from cvplatform.errors import Conflict, QueueFull, RecordNotFound
+from cvplatform.errors import Conflict, QueueFull
 from store import queries
+from store.records import JobRecord, encode_json
 from store.writer_base import WriterBase
 
-Row = queries.Row
 FINAL = ("completed", "failed", "cancelled")
 
 
@@ -19,6 +18,7 @@ class JobWrites(WriterBase):
         {
             "enqueue_job",
             "claim_next_job",
+            "claim_job",
             "set_job_device",
             "record_job_progress",
             "finish_job",
@@ -28,13 +28,10 @@ class JobWrites(WriterBase):
         }
     )
 
-    def _job(self, job_id: str) -> Row:
-        job = queries.job_by_id(self._db, job_id)
-        if job is None:
-            raise RecordNotFound(f"no job with id {job_id}")
-        return job
+    def _job(self, job_id: str) -> JobRecord:
+        return queries.required(queries.job_by_id, self._db, job_id, "job")
 
-    def enqueue_job(self, job: dict[str, Any], max_queued: int) -> Row:
+    def enqueue_job(self, job: dict[str, Any], max_queued: int) -> JobRecord:
         """Queue a job at the end of the FIFO.
 
         Raises:
@@ -53,7 +50,7 @@ class JobWrites(WriterBase):
                         job.get("owner_id"),
                         job.get("model_id"),
                         job.get("dataset_id"),
-                        json.dumps(job["request"]),
+                        encode_json(job["request"]),
                         self._now(),
                     ],
                 )
@@ -70,7 +67,7 @@ class JobWrites(WriterBase):
             )
         return self._job(job["id"])
 
-    def claim_next_job(self) -> Row | None:
+    def claim_next_job(self) -> JobRecord | None:
         """The oldest queued job, now ``running``; None when the queue is empty."""
         with self._transaction() as db:
             row = db.execute(
@@ -84,6 +81,17 @@ class JobWrites(WriterBase):
             )
         return self._job(row[0])
 
+    def claim_job(self, job_id: str) -> JobRecord | None:
+        """This job, now ``running``, if it still waits in the queue; else None (it was
+        cancelled or claimed meanwhile)."""
+        with self._transaction() as db:
+            claimed = db.execute(
+                "UPDATE jobs SET status = 'running', started_at = ?"
+                " WHERE id = ? AND status = 'queued'",
+                [self._now(), job_id],
+            ).rowcount
+        return self._job(job_id) if claimed else None
+
     def set_job_device(self, job_id: str, device: str) -> None:
         with self._transaction() as db:
             db.execute("UPDATE jobs SET device = ? WHERE id = ?", [device, job_id])
@@ -93,11 +101,11 @@ class JobWrites(WriterBase):
     ) -> None:
         """Replace the job's latest progress; an ``event`` (kind + payload) joins its stream."""
         with self._transaction() as db:
-            db.execute("UPDATE jobs SET progress = ? WHERE id = ?", [json.dumps(progress), job_id])
+            db.execute("UPDATE jobs SET progress = ? WHERE id = ?", [encode_json(progress), job_id])
             if event is not None:
                 db.execute(
                     "INSERT INTO job_events (job_id, at, kind, payload) VALUES (?, ?, ?, ?)",
-                    [job_id, self._now(), event["kind"], json.dumps(event["payload"])],
+                    [job_id, self._now(), event["kind"], encode_json(event["payload"])],
                 )
 
     def finish_job(
@@ -106,7 +114,7 @@ class JobWrites(WriterBase):
         status: str,
         result: dict[str, Any] | None = None,
         error: str | None = None,
-    ) -> Row:
+    ) -> JobRecord:
         """End a job (``completed``, ``failed`` or ``cancelled``); an ended job keeps its end."""
         if status not in FINAL:
             raise ValueError(f"{status} is not a final status")
@@ -116,7 +124,7 @@ class JobWrites(WriterBase):
                 " WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
                 [
                     status,
-                    json.dumps(result) if result is not None else None,
+                    encode_json(result) if result is not None else None,
                     error,
                     self._now(),
                     job_id,
@@ -124,20 +132,20 @@ class JobWrites(WriterBase):
             )
             db.execute(
                 "INSERT INTO job_events (job_id, at, kind, payload) VALUES (?, ?, 'status', ?)",
-                [job_id, self._now(), json.dumps({"status": status, "error": error})],
+                [job_id, self._now(), encode_json({"status": status, "error": error})],
             )
         return self._job(job_id)
 
-    def request_cancel(self, job_id: str) -> Row:
+    def request_cancel(self, job_id: str) -> JobRecord:
         """A queued job leaves the queue at once; a running one is asked to stop.
 
         Raises:
             Conflict: the job has ended already.
         """
         job = self._job(job_id)
-        if job["status"] in FINAL:
-            raise Conflict(f"job {job_id} is {job['status']} already; there is nothing to cancel")
-        if job["status"] == "queued":
+        if job.status in FINAL:
+            raise Conflict(f"job {job_id} is {job.status} already; there is nothing to cancel")
+        if job.status == "queued":
             return self.finish_job(job_id, "cancelled", error="cancelled while queued")
         with self._transaction() as db:
             db.execute(
@@ -163,6 +171,6 @@ class JobWrites(WriterBase):
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO alerts (at, kind, severity, message, details) VALUES (?, ?, ?, ?, ?)",
-                [self._now(), kind, severity, message, json.dumps(details or {})],
+                [self._now(), kind, severity, message, encode_json(details or {})],
             )
         return int(cursor.lastrowid or 0)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import sqlite_utils
 
-from cvplatform.errors import Conflict, RecordNotFound, ResourceInUse
+from cvplatform.errors import Conflict, ResourceInUse
 from store import queries
+from store.records import ModelRecord, encode_json
 from store.writer_base import WriterBase
-
-Row = queries.Row
 
 _MODEL_COLUMNS = (
     "id",
@@ -46,13 +44,10 @@ class ModelWrites(WriterBase):
         )
         return int(cursor.lastrowid or 0)
 
-    def _model(self, model_id: str) -> Row:
-        model = queries.model_by_id(self._db, model_id)
-        if model is None:
-            raise RecordNotFound(f"no model with id {model_id}")
-        return model
+    def _model(self, model_id: str) -> ModelRecord:
+        return queries.required(queries.model_by_id, self._db, model_id, "model")
 
-    def create_model(self, model: dict[str, Any], source: dict[str, Any]) -> Row | None:
+    def create_model(self, model: dict[str, Any], source: dict[str, Any]) -> ModelRecord | None:
         """Record an uploaded (or preset) model and its source file, status ``uploaded``.
 
         Args:
@@ -75,7 +70,7 @@ class ModelWrites(WriterBase):
                 f"INSERT INTO models ({', '.join(_MODEL_COLUMNS)}, details, status,"  # noqa: S608
                 " source_artifact_id, created_at, updated_at)"
                 f" VALUES ({', '.join('?' * len(_MODEL_COLUMNS))}, ?, 'uploaded', ?, ?, ?)",
-                [*values, json.dumps(model.get("details", {})), artifact_id, now, now],
+                [*values, encode_json(model.get("details", {})), artifact_id, now, now],
             )
         return self._model(model["id"])
 
@@ -85,34 +80,34 @@ class ModelWrites(WriterBase):
         status: str,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> Row:
+    ) -> ModelRecord:
         """Move a model along ``uploaded → converting → ready | invalid | failed``.
 
         ``details`` are merged into the model's details (the conversion's figures, say).
         """
         current = self._model(model_id)
-        merged = {**current["details"], **(details or {})}
+        merged = {**current.details, **(details or {})}
         with self._transaction() as db:
             db.execute(
                 "UPDATE models SET status = ?, status_reason = ?, details = ?, updated_at = ?"
                 " WHERE id = ?",
-                [status, reason, json.dumps(merged), self._now(), model_id],
+                [status, reason, encode_json(merged), self._now(), model_id],
             )
         return self._model(model_id)
 
     def finish_conversion(
         self, model_id: str, onnx: dict[str, Any] | None, details: dict[str, Any]
-    ) -> Row:
+    ) -> ModelRecord:
         """The model is ready: record its ONNX file (None: the source is the ONNX file)."""
         current = self._model(model_id)
-        merged = {**current["details"], **details}
+        merged = {**current.details, **details}
         with self._transaction() as db:
-            onnx_id = self._insert_artifact(db, onnx) if onnx else current["source"]["artifact_id"]
+            onnx_id = self._insert_artifact(db, onnx) if onnx else current.source.artifact_id
             db.execute(
                 "UPDATE models SET status = 'ready', status_reason = NULL, onnx_artifact_id = ?,"
                 " details = ?, num_classes = COALESCE(num_classes, ?), updated_at = ?"
                 " WHERE id = ?",
-                [onnx_id, json.dumps(merged), details.get("num_classes"), self._now(), model_id],
+                [onnx_id, encode_json(merged), details.get("num_classes"), self._now(), model_id],
             )
         return self._model(model_id)
 
@@ -124,19 +119,19 @@ class ModelWrites(WriterBase):
             ResourceInUse: the model is being converted (later: a job uses it).
         """
         model = self._model(model_id)
-        if model["preset"]:
-            raise Conflict(f"{model['name']} is a preset model; presets cannot be deleted")
-        if model["status"] in ("uploaded", "converting"):
+        if model.preset:
+            raise Conflict(f"{model.name} is a preset model; presets cannot be deleted")
+        if model.status in ("uploaded", "converting"):
             raise ResourceInUse(
                 f"model {model_id} is being converted; delete it when its status is final"
             )
         if queries.active_jobs_using(self._db, "model_id", model_id):
             raise ResourceInUse(f"model {model_id} is used by a queued or running job")
-        paths = [model["source"]["path"]]
-        artifact_ids = [model["source"]["artifact_id"]]
-        if model["onnx"] and model["onnx"]["artifact_id"] not in artifact_ids:
-            paths.append(model["onnx"]["path"])
-            artifact_ids.append(model["onnx"]["artifact_id"])
+        paths = [model.source.path]
+        artifact_ids = [model.source.artifact_id]
+        if model.onnx and model.onnx.artifact_id not in artifact_ids:
+            paths.append(model.onnx.path)
+            artifact_ids.append(model.onnx.artifact_id)
         with self._transaction() as db:
             db.execute("DELETE FROM models WHERE id = ?", [model_id])
             db.execute(

@@ -1,16 +1,47 @@
-"""Reads: plain functions over a (read-only) connection, returning rows as dicts."""
+"""Reads: plain functions over a (read-only) connection. Models, datasets, preprocessing runs,
+jobs and users come back as frozen records (:mod:`store.records`); the rest as rows."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlite_utils
 
-Row = dict[str, Any]
+from cvplatform.errors import RecordNotFound
+from store.records import (
+    DatasetRecord,
+    JobRecord,
+    ModelRecord,
+    Page,
+    PreprocessingRecord,
+    Row,
+    UserRecord,
+    decode_json,
+)
+
+Key = TypeVar("Key", str, int)
+Found = TypeVar("Found")
 
 _USER_COLUMNS = "id, username, role, created_at, created_by"
 _API_KEY_COLUMNS = "id, user_id, name, prefix, created_at, last_used_at, revoked_at"
+
+
+def required(
+    query: Callable[[sqlite_utils.Database, Key], Found | None],
+    db: sqlite_utils.Database,
+    record_id: Key,
+    noun: str,
+) -> Found:
+    """The record ``query`` finds by id: the one get-or-404 of the platform.
+
+    Raises:
+        RecordNotFound: there is none (``no <noun> with id <id>``).
+    """
+    record = query(db, record_id)
+    if record is None:
+        raise RecordNotFound(f"no {noun} with id {record_id}")
+    return record
 
 
 def _first(db: sqlite_utils.Database, sql: str, params: list[Any]) -> Row | None:
@@ -40,8 +71,9 @@ def _page(
     return list(db.query(page_sql, [*params, limit, offset])), int(total)
 
 
-def user_by_id(db: sqlite_utils.Database, user_id: int) -> Row | None:
-    return _first(db, f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", [user_id])  # noqa: S608
+def user_by_id(db: sqlite_utils.Database, user_id: int) -> UserRecord | None:
+    row = _first(db, f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", [user_id])  # noqa: S608
+    return None if row is None else UserRecord.from_row(row)
 
 
 def user_credentials(db: sqlite_utils.Database, username: str) -> Row | None:
@@ -53,8 +85,9 @@ def user_credentials(db: sqlite_utils.Database, username: str) -> Row | None:
     )
 
 
-def list_users(db: sqlite_utils.Database) -> list[Row]:
-    return list(db.query(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id"))  # noqa: S608
+def list_users(db: sqlite_utils.Database) -> list[UserRecord]:
+    rows = db.query(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")  # noqa: S608
+    return [UserRecord.from_row(row) for row in rows]
 
 
 def count_users(db: sqlite_utils.Database) -> int:
@@ -128,39 +161,9 @@ LEFT JOIN artifacts o ON o.id = m.onnx_artifact_id
 """
 
 
-_JOINED_FILE_COLUMNS = frozenset(
-    {"source_path", "source_sha256", "source_size", "onnx_path", "onnx_sha256", "onnx_size"}
-)
-
-
-def _model_from_row(row: Row) -> Row:
-    """A model row with its files nested and its JSON columns decoded."""
-    model = {key: value for key, value in row.items() if key not in _JOINED_FILE_COLUMNS}
-    model["source"] = {
-        "artifact_id": row["source_artifact_id"],
-        "path": row["source_path"],
-        "sha256": row["source_sha256"],
-        "size_bytes": row["source_size"],
-        "format": row["source_format"],
-    }
-    model["onnx"] = (
-        None
-        if row["onnx_artifact_id"] is None
-        else {
-            "artifact_id": row["onnx_artifact_id"],
-            "path": row["onnx_path"],
-            "sha256": row["onnx_sha256"],
-            "size_bytes": row["onnx_size"],
-        }
-    )
-    model["details"] = json.loads(row["details"])
-    model["input_shape"] = json.loads(row["input_shape"]) if row["input_shape"] else None
-    return model
-
-
-def model_by_id(db: sqlite_utils.Database, model_id: str) -> Row | None:
+def model_by_id(db: sqlite_utils.Database, model_id: str) -> ModelRecord | None:
     row = _first(db, _MODEL_SELECT + " WHERE m.id = ?", [model_id])
-    return None if row is None else _model_from_row(row)
+    return None if row is None else ModelRecord.from_row(row)
 
 
 MODEL_FILTERS = ("task_type", "framework", "status")
@@ -168,11 +171,11 @@ MODEL_FILTERS = ("task_type", "framework", "status")
 
 def list_models(
     db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
-) -> tuple[list[Row], int]:
+) -> Page[ModelRecord]:
     """One page of models, newest first, and how many match in all."""
     order = "m.created_at DESC, m.id"
     rows, total = _page(db, _MODEL_SELECT, "m", filters, MODEL_FILTERS, order, limit, offset)
-    return [_model_from_row(row) for row in rows], total
+    return Page([ModelRecord.from_row(row) for row in rows], total)
 
 
 def models_awaiting_conversion(db: sqlite_utils.Database) -> list[str]:
@@ -188,16 +191,9 @@ def models_awaiting_conversion(db: sqlite_utils.Database) -> list[str]:
 # --- datasets --------------------------------------------------------------------------------
 
 
-def _dataset_from_row(row: Row) -> Row:
-    dataset = dict(row)
-    dataset["details"] = json.loads(row["details"])
-    dataset["class_names"] = json.loads(row["class_names"]) if row["class_names"] else None
-    return dataset
-
-
-def dataset_by_id(db: sqlite_utils.Database, dataset_id: str) -> Row | None:
+def dataset_by_id(db: sqlite_utils.Database, dataset_id: str) -> DatasetRecord | None:
     row = _first(db, "SELECT * FROM datasets WHERE id = ?", [dataset_id])
-    return None if row is None else _dataset_from_row(row)
+    return None if row is None else DatasetRecord.from_row(row)
 
 
 DATASET_FILTERS = ("task_type", "status")
@@ -205,11 +201,11 @@ DATASET_FILTERS = ("task_type", "status")
 
 def list_datasets(
     db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
-) -> tuple[list[Row], int]:
+) -> Page[DatasetRecord]:
     """One page of datasets, newest first, and how many match in all."""
     select, order = "SELECT * FROM datasets", "datasets.created_at DESC, datasets.id"
     rows, total = _page(db, select, "datasets", filters, DATASET_FILTERS, order, limit, offset)
-    return [_dataset_from_row(row) for row in rows], total
+    return Page([DatasetRecord.from_row(row) for row in rows], total)
 
 
 def datasets_awaiting_validation(db: sqlite_utils.Database) -> list[str]:
@@ -221,35 +217,30 @@ def datasets_awaiting_validation(db: sqlite_utils.Database) -> list[str]:
     ]
 
 
-def _preprocessing_from_row(row: Row) -> Row:
-    result = dict(row)
-    result["config"] = json.loads(row["config"])
-    result["split_counts"] = json.loads(row["split_counts"]) if row["split_counts"] else None
-    return result
-
-
-def preprocessing_by_key(db: sqlite_utils.Database, cache_key: str) -> Row | None:
+def preprocessing_by_key(db: sqlite_utils.Database, cache_key: str) -> PreprocessingRecord | None:
     row = _first(db, "SELECT * FROM preprocessings WHERE cache_key = ?", [cache_key])
-    return None if row is None else _preprocessing_from_row(row)
+    return None if row is None else PreprocessingRecord.from_row(row)
 
 
-def preprocessing_by_id(db: sqlite_utils.Database, preprocessing_id: str) -> Row | None:
+def preprocessing_by_id(
+    db: sqlite_utils.Database, preprocessing_id: str
+) -> PreprocessingRecord | None:
     row = _first(db, "SELECT * FROM preprocessings WHERE id = ?", [preprocessing_id])
-    return None if row is None else _preprocessing_from_row(row)
+    return None if row is None else PreprocessingRecord.from_row(row)
 
 
-def preprocessings_of(db: sqlite_utils.Database, dataset_id: str) -> list[Row]:
+def preprocessings_of(db: sqlite_utils.Database, dataset_id: str) -> list[PreprocessingRecord]:
     return [
-        _preprocessing_from_row(row)
+        PreprocessingRecord.from_row(row)
         for row in db.query(
             "SELECT * FROM preprocessings WHERE dataset_id = ? ORDER BY created_at", [dataset_id]
         )
     ]
 
 
-def preprocessings_running(db: sqlite_utils.Database) -> list[Row]:
+def preprocessings_running(db: sqlite_utils.Database) -> list[PreprocessingRecord]:
     return [
-        _preprocessing_from_row(row)
+        PreprocessingRecord.from_row(row)
         for row in db.query("SELECT * FROM preprocessings WHERE status = 'running'")
     ]
 
@@ -257,17 +248,9 @@ def preprocessings_running(db: sqlite_utils.Database) -> list[Row]:
 # --- jobs and alerts -----------------------------------------------------------------------------
 
 
-def _job_from_row(row: Row) -> Row:
-    job = dict(row)
-    job["request"] = json.loads(row["request"])
-    job["progress"] = json.loads(row["progress"])
-    job["result"] = json.loads(row["result"]) if row["result"] else None
-    return job
-
-
-def job_by_id(db: sqlite_utils.Database, job_id: str) -> Row | None:
+def job_by_id(db: sqlite_utils.Database, job_id: str) -> JobRecord | None:
     row = _first(db, "SELECT * FROM jobs WHERE id = ?", [job_id])
-    return None if row is None else _job_from_row(row)
+    return None if row is None else JobRecord.from_row(row)
 
 
 JOB_FILTERS = ("kind", "status", "model_id", "dataset_id")
@@ -275,16 +258,16 @@ JOB_FILTERS = ("kind", "status", "model_id", "dataset_id")
 
 def list_jobs(
     db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
-) -> tuple[list[Row], int]:
+) -> Page[JobRecord]:
     """One page of jobs, newest first, and how many match in all."""
     select, order = "SELECT * FROM jobs", "jobs.created_at DESC, jobs.rowid DESC"
     rows, total = _page(db, select, "jobs", filters, JOB_FILTERS, order, limit, offset)
-    return [_job_from_row(row) for row in rows], total
+    return Page([JobRecord.from_row(row) for row in rows], total)
 
 
 def job_events_after(db: sqlite_utils.Database, job_id: str, after_id: int) -> list[Row]:
     return [
-        {**row, "payload": json.loads(row["payload"])}
+        {**row, "payload": decode_json(row["payload"])}
         for row in db.query(
             "SELECT id, at, kind, payload FROM job_events WHERE job_id = ? AND id > ? ORDER BY id",
             [job_id, after_id],
@@ -299,7 +282,8 @@ def cancel_requested(db: sqlite_utils.Database, job_id: str) -> bool:
 
 def active_jobs_using(db: sqlite_utils.Database, column: str, record_id: str) -> int:
     """Queued or running jobs that use a model (``model_id``) or a dataset (``dataset_id``)."""
-    assert column in ("model_id", "dataset_id")
+    if column not in ("model_id", "dataset_id"):  # names a column: never from a request
+        raise ValueError(f"jobs are not looked up by {column!r}")
     return int(
         db.execute(
             f"SELECT COUNT(*) FROM jobs WHERE {column} = ? AND status IN ('queued', 'running')",  # noqa: S608
@@ -314,7 +298,7 @@ def queued_count(db: sqlite_utils.Database) -> int:
 
 def list_alerts(db: sqlite_utils.Database, limit: int, offset: int) -> list[Row]:
     return [
-        {**row, "details": json.loads(row["details"])}
+        {**row, "details": decode_json(row["details"], {})}
         for row in db.query(
             "SELECT * FROM alerts ORDER BY id DESC LIMIT ? OFFSET ?", [limit, offset]
         )

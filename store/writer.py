@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from store import queries
 from store.account_writes import AccountWrites
 from store.dataset_writes import DatasetWrites
 from store.job_writes import JobWrites
 from store.model_writes import ModelWrites
+from store.records import Row
 from store.writer_base import sqlite_errors_translated
-
-Row = queries.Row
 
 __all__ = ["Row", "StoreWriter", "sqlite_errors_translated"]
 

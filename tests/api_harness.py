@@ -1,18 +1,20 @@
 """The management API served in-process: the real app over httpx's ASGI transport, on a real
 ``StoreWriter`` over a temporary SQLite file, with no Ray.
 
-For tests of routes, validation, RBAC and error shapes. What needs Ray (actors, tasks, restarts,
-Serve) stays with the live platform in ``tests/integration/conftest.py``.
+For tests of routes, validation, RBAC and error shapes (``tests/api``, through the fixtures of
+its conftest). What needs Ray (actors, tasks, restarts, Serve, background work that really runs)
+stays with the live platform in ``tests/integration/conftest.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,18 +22,32 @@ from typing import Any
 
 import httpx
 
+from cvplatform.client import error_from_response
 from cvplatform.clock import Clock
 from cvplatform.config import Settings
-from cvplatform.errors import InvalidInput
-from cvplatform.schemas import ComponentStatus, Readiness
+from cvplatform.errors import CvpError, InvalidInput
+from cvplatform.jsonlog import JsonFormatter
+from cvplatform.schemas import ComponentStatus, Readiness, Role
 from serve_apps.api.app import create_app
 from serve_apps.api.state import PlatformState
 from serve_apps.auth.passwords import hash_password
 from store.schema import LATEST_VERSION
 from store.writer import StoreWriter, sqlite_errors_translated
+from tests.helpers import unique
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+USER_PASSWORD = "user-password-for-tests"
 _ADMIN_HASH = hash_password(ADMIN_PASSWORD, rounds=4)
+
+# Limits small enough that a test can pass each one at once (overridable per harness).
+MAX_MODEL_BYTES = 512 * 1024
+MAX_DATASET_BYTES = 512 * 1024
+TEST_SETTINGS: dict[str, Any] = {
+    "login_max_failures": 3,
+    "login_lockout_s": 2,
+    "max_model_bytes": MAX_MODEL_BYTES,
+    "max_dataset_bytes": MAX_DATASET_BYTES,
+}
 
 
 class SteppedClock:
@@ -135,6 +151,38 @@ async def _ready() -> Readiness:
     return Readiness(status="ready", store=up, ray=up, serve=up, gpu=up)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """A user of the API and the headers that carry their credentials."""
+
+    user_id: int
+    username: str
+    role: Role
+    headers: dict[str, str]
+
+
+def error_of(answer: httpx.Response, sdk_raises: type[CvpError] | None = None) -> dict[str, Any]:
+    """The error body of an answer, after checking its shape and its request id.
+
+    ``sdk_raises``: the exception the SDK (``cvplatform.client``) must raise for this answer.
+    """
+    error: dict[str, Any] = answer.json()["error"]
+    assert set(error) >= {"code", "message", "request_id"}, error
+    assert error["request_id"] == answer.headers["x-request-id"]
+    if sdk_raises is not None:
+        raised = error_from_response(answer)
+        assert isinstance(raised, sdk_raises), (type(raised), sdk_raises)
+        assert raised.http_status == answer.status_code  # type: ignore[attr-defined]
+    return error
+
+
+def _form_value(value: object) -> str:
+    """A form field as the SDK sends it: lists joined with commas."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 @dataclass
 class InProcessApi:
     settings: Settings
@@ -155,6 +203,65 @@ class InProcessApi:
     async def admin(self) -> dict[str, str]:
         return await self.login("admin", ADMIN_PASSWORD)
 
+    async def new_user(self, role: Role, username: str | None = None) -> Caller:
+        """A fresh user of ``role`` (created through the API by the admin), logged in."""
+        created = await self.http.post(
+            "/api/v1/users",
+            json={"username": username or unique(role), "password": USER_PASSWORD, "role": role},
+            headers=await self.admin(),
+        )
+        created.raise_for_status()
+        user = created.json()
+        headers = await self.login(user["username"], USER_PASSWORD)
+        return Caller(user["id"], user["username"], role, headers)
+
+    async def upload_model(
+        self,
+        headers: dict[str, str],
+        content: bytes | Path,
+        filename: str,
+        name: str,
+        task_type: str,
+        **fields: object,
+    ) -> httpx.Response:
+        """``POST /api/v1/models`` as multipart, the file streamed from ``content``."""
+        form = {"name": name, "task_type": task_type}
+        form.update((key, _form_value(value)) for key, value in fields.items())
+        return await self._upload("/api/v1/models", headers, form, {"file": (filename, content)})
+
+    async def upload_dataset(
+        self,
+        headers: dict[str, str],
+        content: bytes | Path,
+        filename: str,
+        name: str,
+        task_type: str,
+        metadata: Path | None = None,
+        description: str = "",
+    ) -> httpx.Response:
+        """``POST /api/v1/datasets`` as multipart, with an optional metadata table."""
+        form = {"name": name, "task_type": task_type, "description": description}
+        files = {"file": (filename, content)}
+        if metadata is not None:
+            files["metadata"] = (metadata.name, metadata)
+        return await self._upload("/api/v1/datasets", headers, form, files)
+
+    async def _upload(
+        self,
+        path: str,
+        headers: dict[str, str],
+        form: dict[str, str],
+        files: dict[str, tuple[str, bytes | Path]],
+    ) -> httpx.Response:
+        with ExitStack() as stack:
+            parts: dict[str, tuple[str, Any]] = {}
+            for field_name, (filename, content) in files.items():
+                if isinstance(content, Path):  # streamed from the file, not read whole
+                    parts[field_name] = (filename, stack.enter_context(content.open("rb")))
+                else:
+                    parts[field_name] = (filename, content)
+            return await self.http.post(path, headers=headers, data=form, files=parts)
+
     async def api_key(self, headers: dict[str, str], name: str = "test") -> dict[str, Any]:
         answer = await self.http.post("/api/v1/auth/api-keys", json={"name": name}, headers=headers)
         answer.raise_for_status()
@@ -162,10 +269,37 @@ class InProcessApi:
         return created
 
 
+@contextmanager
+def _request_log(settings: Settings) -> Iterator[None]:
+    """The API's log lines go to ``logs/api.log`` as JSON lines, as the API server writes them."""
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(settings.log_dir / "api.log", encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    api_log = logging.getLogger("cvp.api")
+    level_before = api_log.level
+    api_log.addHandler(handler)
+    api_log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        api_log.removeHandler(handler)
+        api_log.setLevel(level_before)
+        handler.close()
+
+
 @asynccontextmanager
 async def in_process_api(data_dir: Path, **settings: Any) -> AsyncIterator[InProcessApi]:
-    """The API app on a fresh store in ``data_dir``, with the user ``admin`` already there."""
-    config = Settings(data_dir=data_dir, bcrypt_rounds=4, presets="", samples="", **settings)
+    """The API app on a fresh store in ``data_dir``, with the user ``admin`` already there.
+
+    ``settings`` override :data:`TEST_SETTINGS` and the other defaults.
+    """
+    config = Settings(
+        data_dir=data_dir,
+        bcrypt_rounds=4,
+        presets="",
+        samples="",
+        **{**TEST_SETTINGS, **settings},
+    )
     clock = SteppedClock()
     store = InProcessStore(config.db_path, clock)
     store.run_sync("create_user", username="admin", password_hash=_ADMIN_HASH, role="admin")
@@ -181,8 +315,9 @@ async def in_process_api(data_dir: Path, **settings: Any) -> AsyncIterator[InPro
     )
     transport = httpx.ASGITransport(app=create_app(state))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://cvp.test") as http:
-            yield InProcessApi(config, state, store, background, clock, http)
+        with _request_log(config):
+            async with httpx.AsyncClient(transport=transport, base_url="http://cvp.test") as http:
+                yield InProcessApi(config, state, store, background, clock, http)
     finally:
         state.readers.close()
         store.close()

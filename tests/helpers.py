@@ -58,8 +58,9 @@ def route_table() -> list[tuple[str, str, GuardedRoute]]:
         readiness=_never_called,  # type: ignore[arg-type]
         background=None,  # type: ignore[arg-type]
     )
-    table = []
+    table: list[tuple[str, str, GuardedRoute]] = []
     for route in guarded_routes(create_app(state)):
         path = re.sub(r"\{[^}]+\}", "999999", route.path)
-        table.extend((method, path, route) for method in sorted(route.methods - {"HEAD"}))
+        methods = sorted((route.methods or set()) - {"HEAD"})
+        table.extend((method, path, route) for method in methods)
     return table

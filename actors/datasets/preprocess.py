@@ -15,42 +15,13 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cvplatform.schemas import AugmentationConfig
+from cvplatform.schemas import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PreprocessConfig", "cache_key", "load_split"]
+
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1  # bump when the stored layout changes: old cache entries then miss
-
-
-class PreprocessConfig(BaseModel):
-    """What a preprocessing run does; everything here is part of the cache key."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    image_size: tuple[int, int] = Field((224, 224), description="height, width after resizing")
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    frame_rate: float | None = Field(
-        None, gt=0, description="video frames kept per second (None: every annotated frame)"
-    )
-    split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, val, test")
-    seed: int = Field(0, ge=0)
-    augmentation: AugmentationConfig = AugmentationConfig()
-
-    @model_validator(mode="after")
-    def _check(self) -> PreprocessConfig:
-        if not all(1 <= side <= 4096 for side in self.image_size):
-            raise ValueError("image_size sides must be between 1 and 4096")
-        if any(part < 0 for part in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
-            raise ValueError(f"split {self.split} must be three non-negative parts summing to 1")
-        if self.split[0] == 0:
-            raise ValueError("the train split cannot be empty")
-        if any(value <= 0 for value in self.std):
-            raise ValueError("std values must be positive")
-        return self
 
 
 def cache_key(content_hash: str, config: PreprocessConfig) -> str:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from actors.jobs.registry import JobCancelled
 from cvplatform.errors import CvpError
 from cvplatform.schemas import Hyperparameters
 
@@ -21,7 +22,7 @@ class TrainingFailed(CvpError):
     code = "training_failed"
 
 
-class TrainingCancelled(Exception):
+class TrainingCancelled(JobCancelled):
     """The job was asked to stop; the loop stopped between two batches."""
 
 

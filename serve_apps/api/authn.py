@@ -98,7 +98,7 @@ async def _from_api_key(state: PlatformState, key: str) -> Principal:
     if state.key_use.should_touch(row["id"], last_used):
         # One request per key and interval waits for this write; the rest never see it.
         try:
-            await state.store.call("touch_api_key", key_id=row["id"])
+            await state.ops.touch_api_key(key_id=row["id"])
         except CvpError as error:  # the request itself can go on without this hint
             log.warning("could not record API key use: %s", error.message)
     return principal

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -41,15 +41,15 @@ def error_response(
     return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
-async def _platform_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, CvpError)
+async def _platform_error(request: Request, raised: Exception) -> JSONResponse:
+    error = cast(CvpError, raised)  # Starlette calls each handler for its own exception type
     if error.status >= 500:
         log.warning("request failed: %s", error.message, extra={"code": error.code})
     return error_response(error.status, error.code, error.message, headers=error.headers() or None)
 
 
-async def _http_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, HTTPException)
+async def _http_error(request: Request, raised: Exception) -> JSONResponse:
+    error = cast(HTTPException, raised)
     code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
     message = str(error.detail)
     if error.status_code == 404:
@@ -58,8 +58,8 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(error.status_code, code, message, headers=headers)
 
 
-async def _validation_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
+async def _validation_error(request: Request, raised: Exception) -> JSONResponse:
+    error = cast(RequestValidationError, raised)
     fields = [
         {
             "location": ".".join(str(part) for part in issue.get("loc", ())),

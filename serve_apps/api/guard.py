@@ -107,8 +107,7 @@ async def _audit(request: Request, route_name: str, status: int) -> None:
 async def _append_audit(
     request: Request, route_name: str, status: int, principal: Principal | None
 ) -> None:
-    await platform(request).store.call(
-        "append_audit",
+    await platform(request).ops.append_audit(
         action=route_name,
         resource=f"{request.method} {request.url.path}",
         result=status,

@@ -19,6 +19,7 @@ from cvplatform.config import Settings
 from cvplatform.schemas import Readiness
 from serve_apps.auth.credential_cache import CredentialCache, KeyUseThrottle
 from store.connections import ReaderPool
+from store.operations import AsyncStoreOperations
 
 # last_used_at is a hint for the key's owner, not a log: write it at most this often per key.
 KEY_TOUCH_INTERVAL = timedelta(seconds=60)
@@ -53,12 +54,14 @@ class PlatformState:
     readiness: Callable[[], Awaitable[Readiness]]
     background: BackgroundWork
     # Built from the fields above: what the API process keeps between requests.
+    ops: AsyncStoreOperations = field(init=False)
     readers: ReaderPool = field(init=False)
     credentials: CredentialCache = field(init=False)
     key_use: KeyUseThrottle = field(init=False)
 
     def __post_init__(self) -> None:
         ttl = timedelta(seconds=self.settings.auth_cache_s)
+        object.__setattr__(self, "ops", AsyncStoreOperations(self.store))
         object.__setattr__(self, "readers", ReaderPool(self.settings.db_path))
         object.__setattr__(self, "credentials", CredentialCache(ttl, self.clock))
         object.__setattr__(self, "key_use", KeyUseThrottle(KEY_TOUCH_INTERVAL, self.clock))

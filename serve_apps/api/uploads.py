@@ -144,7 +144,8 @@ class _FormCollector:
         if self.current is not None:
             self.current.add(bytes(data[start:end]))
             return
-        assert self._field is not None
+        if self._field is None:
+            raise InvalidInput("malformed multipart body: data outside any part")
         value = self._field[1]
         value += data[start:end]
         if len(value) > MAX_FIELD_BYTES:

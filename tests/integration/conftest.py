@@ -1,10 +1,13 @@
 """A live platform for the integration tests: the real store actor and API actor on real Ray,
 a real SQLite file, and real HTTP on a free port. Serve is not started here (tests that need it
-start it once per module)."""
+start it once per module).
+
+Only what needs Ray belongs here (background work that really runs, actors, restarts, Serve);
+routes, validation, RBAC and error shapes are tested in-process in ``tests/api``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +26,6 @@ from tests.helpers import free_port, unique
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 USER_PASSWORD = "user-password-for-tests"
-MAX_MODEL_BYTES = 60 * 1024 * 1024  # lowered so that a test can pass it
-MAX_DATASET_BYTES = 8 * 1024 * 1024
 GPU_QUEUE_MAX = 3
 MAX_EXTRACT_BYTES = 32 * 1024 * 1024
 
@@ -38,9 +39,6 @@ class LivePlatform:
     @property
     def url(self) -> str:
         return self.settings.api_url
-
-    def anonymous(self, **options: Any) -> Client:
-        return Client(self.url, **options)
 
     def login(self, username: str, password: str) -> Client:
         return Client.login(self.url, username, password)
@@ -64,12 +62,8 @@ def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
         port=free_port(),
         admin_password=ADMIN_PASSWORD,
         bcrypt_rounds=4,
-        login_max_failures=3,
-        login_lockout_s=2,
         # Long enough that a test can kill the store actor while a write waits for the lock.
         store_busy_timeout_s=10,
-        max_model_bytes=MAX_MODEL_BYTES,
-        max_dataset_bytes=MAX_DATASET_BYTES,
         max_extract_bytes=MAX_EXTRACT_BYTES,
         import_dir=data_dir.parent / "import",
         gpu_queue_max=GPU_QUEUE_MAX,
@@ -92,18 +86,3 @@ def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def admin(platform: LivePlatform) -> Iterator[Client]:
     with platform.admin() as client:
         yield client
-
-
-@pytest.fixture
-def role_client(platform: LivePlatform) -> Iterator[Callable[[Role], Client]]:
-    """Makes clients logged in as new users of a role; closes them afterwards."""
-    clients: list[Client] = []
-
-    def make(role: Role) -> Client:
-        client = platform.new_user(role)[1]
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()

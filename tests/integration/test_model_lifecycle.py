@@ -10,8 +10,9 @@ import pytest
 import ray
 import torch
 
-from actors.conversion_task import register_presets, start_model_work
+from actors.jobs.runner import execute
 from actors.models.presets import PRESETS
+from actors.startup import REGISTER_PRESETS, start_model_work
 from cvplatform.client import Client
 from cvplatform.errors import Conflict
 from store.actor import StoreClient
@@ -40,13 +41,13 @@ def test_presets_register_once_and_convert(
     settings = platform.settings.model_copy(
         update={"presets": "yolov8n,resnet50,efficientnet_b0", "weights_dir": weights_dir}
     )
-    register = ray.remote(num_cpus=1, max_calls=1)(register_presets)
-    created = ray.get(register.remote(settings))
-    assert len(created) == 3
-    assert ray.get(register.remote(settings)) == []  # idempotent
+    register = ray.remote(num_cpus=1, max_calls=1)(execute)
+    assert ray.get(register.remote(settings, REGISTER_PRESETS)) == "completed"
+    assert ray.get(register.remote(settings, REGISTER_PRESETS)) == "completed"  # idempotent
 
     presets = {m.preset: m for m in admin.list_models(limit=200).items if m.is_preset}
     assert set(presets) == {"yolov8n", "resnet50", "efficientnet_b0"}
+    assert sum(m.is_preset for m in admin.list_models(limit=200).items) == 3  # registered once
     for preset in presets.values():
         model = admin.wait_for_model(preset.id, timeout_s=400)
         assert model.status == "ready", model.status_reason

@@ -1,4 +1,7 @@
-"""The sample datasets, and preprocessing with its cache, split and frame extraction."""
+"""The sample datasets, and preprocessing with its cache, split and frame extraction.
+
+Preprocessing requests refused up front are tested in-process in
+``tests/api/test_preprocessing_requests.py``."""
 
 from __future__ import annotations
 
@@ -6,12 +9,12 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import ray
 
-from actors.dataset_task import register_samples
 from actors.datasets.preprocess import load_split
+from actors.jobs.runner import execute
+from actors.startup import REGISTER_SAMPLES
 from cvplatform.client import Client
 from cvplatform.errors import Conflict
 from tests import datasets_kit, models_kit
@@ -22,12 +25,13 @@ from tests.integration.conftest import LivePlatform
 @pytest.fixture(scope="module")
 def samples(platform: LivePlatform) -> Iterator[dict[str, str]]:
     settings = platform.settings.model_copy(update={"samples": "digits,shapes-video"})
-    register = ray.remote(num_cpus=1)(register_samples)
-    created = ray.get(register.remote(settings))
-    assert len(created) == 2
-    assert ray.get(register.remote(settings)) == []  # registered once
+    register = ray.remote(num_cpus=1)(execute)
+    assert ray.get(register.remote(settings, REGISTER_SAMPLES)) == "completed"
+    assert ray.get(register.remote(settings, REGISTER_SAMPLES)) == "completed"  # idempotent
     with platform.admin() as admin:
-        found = {d.sample: d.id for d in admin.list_datasets(limit=200).items if d.is_sample}
+        registered = [d for d in admin.list_datasets(limit=200).items if d.is_sample]
+        assert len(registered) == 2  # registered once
+        found = {d.sample: d.id for d in registered}
         for dataset_id in found.values():
             admin.wait_for_dataset(dataset_id, timeout_s=240)
     yield found  # type: ignore[misc]
@@ -105,35 +109,12 @@ def test_image_size_from_a_model(admin: Client, tmp_path: Path, samples: dict[st
     admin.wait_for_preprocessing(samples["digits"], run.id)
 
 
-def test_preprocessing_refusals(platform: LivePlatform, admin: Client, tmp_path: Path) -> None:
-    pending = admin.upload_dataset(
-        datasets_kit.class_folders(tmp_path / "p.zip"), unique("p"), "classification"
-    )
-    with pytest.raises(Conflict, match="once it is ready"):
-        admin.preprocess(pending.id)
-    admin.wait_for_dataset(pending.id)
-    token = admin._http.headers["authorization"]
-    for body, field in (
-        ({"split": [0.5, 0.5, 0.5]}, "body"),
-        ({"image_size": [0, 10]}, "body"),
-        ({"seed": "many"}, "body.seed"),
-        ({"augmentation": {"horizontal_flip": 3}}, "body.augmentation.horizontal_flip"),
-    ):
-        answer = httpx.post(
-            f"{platform.url}/api/v1/datasets/{pending.id}/preprocess",
-            json=body,
-            headers={"Authorization": token},
-        )
-        assert answer.status_code == 422, body
-        assert answer.json()["error"]["fields"][0]["location"] == field
-
-
 def test_start_resumes_validation_and_fails_cut_short_preprocessing(
     platform: LivePlatform, admin: Client, tmp_path: Path, samples: dict[str, str]
 ) -> None:
     """As if the platform had stopped mid-way: the next start picks both up."""
-    from actors.dataset_task import start_dataset_work
     from actors.datasets.storage import UPLOAD_ARCHIVE
+    from actors.startup import start_dataset_work
     from store.actor import StoreClient
 
     store = StoreClient()
@@ -164,5 +145,5 @@ def test_start_resumes_validation_and_fails_cut_short_preprocessing(
     )
     start_dataset_work(platform.settings.model_copy(update={"samples": ""}))
     assert admin.wait_for_dataset(dataset_id, timeout_s=120).status == "ready"
-    interrupted = admin.get_preprocessing(samples["digits"], running["id"])
+    interrupted = admin.get_preprocessing(samples["digits"], running.record.id)
     assert interrupted.status == "failed" and "interrupted" in (interrupted.status_reason or "")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.dataset_task import chunked
 from actors.datasets.augment import AugmentationConfig, augment
+from actors.datasets.job import chunked
 from actors.datasets.layouts import discover, files_root
 from actors.datasets.preprocess import PreprocessConfig, cache_key, select_frames, stratified_split
 from actors.datasets.validate import check_candidates, summarize

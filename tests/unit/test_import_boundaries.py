@@ -1,72 +1,48 @@
-"""The layering of design.md, enforced twice: by reading every import statement, and by importing
-each pure module in a fresh interpreter to see what it really loads."""
+"""The layering of design.md. It is written down once, as import-linter contracts in pyproject.toml
+([tool.importlinter], checked by `make contracts`); this file checks that they are kept, and what
+import-linter cannot see: what a plain module really loads when it is imported (import-linter
+counts an import inside a function like one at the top of the module)."""
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).parents[2]
-PACKAGES = ("cvplatform", "store", "actors", "tune_space", "serve_apps", "tui")
-# Which of the platform's packages each package may import.
-ALLOWED = {
-    "cvplatform": {"cvplatform"},
-    "store": {"cvplatform", "store"},
-    "actors": {"cvplatform", "store", "actors"},
-    "tune_space": {"cvplatform", "tune_space", "actors"},
-    "serve_apps": {"cvplatform", "store", "actors", "tune_space", "serve_apps"},
-    "tui": {"cvplatform", "tui"},
-}
-# The shells that start or talk to Ray; everything else in these packages is plain code.
-RAY_SHELLS = {
-    "actors/conversion_task.py",
-    "actors/dataset_task.py",
-    "actors/training_task.py",
-    "actors/scheduler.py",
-    "actors/background.py",
-    "actors/supervision.py",
-    "cvplatform/bootstrap.py",
-    "store/actor.py",
-    "serve_apps/api/server.py",
-}
-# cvplatform's bootstrap and CLI wire the whole platform together.
-WIRING = {"cvplatform/bootstrap.py", "cvplatform/cli.py"}
+_CONTRACTS: list[dict[str, Any]] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"][
+    "importlinter"
+]["contracts"]
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+def _contract(contract_id: str) -> dict[str, Any]:
+    return next(contract for contract in _CONTRACTS if contract["id"] == contract_id)
 
 
-SOURCES = sorted(path for package in PACKAGES for path in (ROOT / package).rglob("*.py"))
+# The modules that import Ray themselves, read from the one list there is: the "pure-no-ray"
+# contract's `<shell> -> ray` lines.
+RAY_SHELLS = frozenset(
+    line.partition("->")[0].strip() for line in _contract("pure-no-ray")["ignore_imports"]
+)
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda path: str(path.relative_to(ROOT)))
-def test_layering(path: Path) -> None:
-    relative = str(path.relative_to(ROOT))
-    package = relative.split("/")[0]
-    imported = _imports(path)
-    if relative not in WIRING:
-        reached = imported & set(PACKAGES)
-        assert reached <= ALLOWED[package], f"{relative} imports {reached - ALLOWED[package]}"
-    if relative not in RAY_SHELLS:
-        assert "ray" not in imported, f"{relative} is plain code: keep Ray in its shell"
-    if package != "tui":
-        assert "textual" not in imported
-    assert "tensorrt" not in imported or relative.startswith("cvplatform/engines/")
+def test_import_contracts_are_kept() -> None:
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-logo", "--no-cache"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
+# Plain modules that must load none of Ray, Textual, TensorRT or PyTorch when imported.
 PURE_MODULES = [
     "cvplatform.config",
     "cvplatform.errors",
@@ -83,6 +59,9 @@ PURE_MODULES = [
     "serve_apps.auth.passwords",
     "serve_apps.auth.api_keys",
     "serve_apps.api.app",  # the management API builds without Ray
+    "actors.jobs.registry",
+    "actors.jobs.reporter",
+    "actors.jobs.scheduling",
     "actors.models.formats",
     "actors.models.onnx_inspect",
     "actors.models.parity",
@@ -96,6 +75,10 @@ PURE_MODULES = [
     "tune_space",
     "tui",
 ]
+
+
+def test_pure_modules_are_not_ray_shells() -> None:
+    assert not RAY_SHELLS & set(PURE_MODULES)
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)

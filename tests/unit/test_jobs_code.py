@@ -12,8 +12,8 @@ from torch import nn
 
 from actors.training.classification import with_training_head, without_training_head
 from actors.training.common import TrainingFailed, check_loss
+from actors.training.job import image_size
 from actors.training.metrics import box_iou, map50
-from actors.training_task import image_size
 from cvplatform.errors import Conflict, QueueFull
 from cvplatform.schemas import Hyperparameters
 from store import queries
@@ -38,24 +38,24 @@ def test_the_queue_is_fifo_and_bounded(writer: StoreWriter) -> None:
         writer.enqueue_job(_job(3), max_queued=3)
     assert [alert["kind"] for alert in queries.list_alerts(writer._db, 10, 0)] == ["gpu_queue_full"]
     claimed = [writer.claim_next_job() for _ in range(4)]
-    assert [job["id"] if job else None for job in claimed] == ["job0", "job1", "job2", None]
-    assert all(job["status"] == "running" and job["started_at"] for job in claimed if job)
+    assert [job.id if job else None for job in claimed] == ["job0", "job1", "job2", None]
+    assert all(job.status == "running" and job.started_at for job in claimed if job)
 
 
 def test_cancelling(writer: StoreWriter) -> None:
     writer.enqueue_job(_job(0), max_queued=5)
     writer.enqueue_job(_job(1), max_queued=5)
-    assert writer.request_cancel("job1")["status"] == "cancelled"  # queued: leaves at once
+    assert writer.request_cancel("job1").status == "cancelled"  # queued: leaves at once
     running = writer.claim_next_job()
     assert running is not None
     asked = writer.request_cancel("job0")
-    assert asked["status"] == "running" and asked["cancel_requested_at"]
+    assert asked.status == "running" and asked.cancel_requested_at
     assert queries.cancel_requested(writer._db, "job0")
     writer.finish_job("job0", "cancelled", error="cancelled on request")
     with pytest.raises(Conflict, match="nothing to cancel"):
         writer.request_cancel("job0")
     # an ended job keeps its end
-    assert writer.finish_job("job0", "completed")["status"] == "cancelled"
+    assert writer.finish_job("job0", "completed").status == "cancelled"
 
 
 def test_interrupted_jobs_fail_and_queued_ones_stay(writer: StoreWriter) -> None:
@@ -64,9 +64,9 @@ def test_interrupted_jobs_fail_and_queued_ones_stay(writer: StoreWriter) -> None
     writer.claim_next_job()
     assert writer.fail_interrupted_jobs() == ["job0"]
     first = queries.job_by_id(writer._db, "job0")
-    assert first is not None and first["status"] == "failed" and "interrupted" in first["error"]
+    assert first is not None and first.status == "failed" and "interrupted" in first.error
     second = queries.job_by_id(writer._db, "job1")
-    assert second is not None and second["status"] == "queued"
+    assert second is not None and second.status == "queued"
 
 
 def test_progress_and_events(writer: StoreWriter) -> None:
@@ -76,7 +76,7 @@ def test_progress_and_events(writer: StoreWriter) -> None:
         "job0", {"step": 9, "epoch": 1}, {"kind": "epoch", "payload": {"epoch": 1}}
     )
     job = queries.job_by_id(writer._db, "job0")
-    assert job is not None and job["progress"] == {"step": 9, "epoch": 1}
+    assert job is not None and job.progress == {"step": 9, "epoch": 1}
     events = queries.job_events_after(writer._db, "job0", 0)
     assert [(event["kind"], event["payload"]) for event in events] == [("epoch", {"epoch": 1})]
     assert queries.job_events_after(writer._db, "job0", events[-1]["id"]) == []
@@ -121,20 +121,13 @@ def test_a_nan_loss_stops_the_run() -> None:
 
 def test_image_size_choice() -> None:
     hp = Hyperparameters()
-    model = {"input_shape": [3, 224, 224]}
-    uniform = {
-        "task_type": "classification",
-        "details": {"image_size_range": {"min": [32, 32], "max": [32, 32]}},
-    }
-    mixed = {
-        "task_type": "classification",
-        "details": {"image_size_range": {"min": [20, 20], "max": [640, 480]}},
-    }
-    video = {
-        "task_type": "detection",
-        "details": {"image_size_range": {"min": [160, 120], "max": [160, 120]}},
-    }
-    assert image_size(hp, model, uniform) == (32, 32)
-    assert image_size(hp, model, mixed) == (224, 224)
-    assert image_size(hp, model, video) == (160, 160)  # YOLO wants multiples of 32
-    assert image_size(Hyperparameters(image_size=(64, 48)), model, uniform) == (64, 48)
+    model = [3, 224, 224]
+    uniform = {"min": [32, 32], "max": [32, 32]}
+    mixed = {"min": [20, 20], "max": [640, 480]}
+    video = {"min": [160, 120], "max": [160, 120]}
+    assert image_size(hp, model, "classification", uniform) == (32, 32)
+    assert image_size(hp, model, "classification", mixed) == (224, 224)
+    assert image_size(hp, model, "detection", video) == (160, 160)  # YOLO wants multiples of 32
+    custom = Hyperparameters(image_size=(64, 48))
+    assert image_size(custom, model, "classification", uniform) == (64, 48)
+    assert image_size(hp, None, "classification", None) == (224, 224)

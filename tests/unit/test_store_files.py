@@ -67,7 +67,7 @@ def test_backup_while_a_writer_is_open_then_restore(tmp_path: Path) -> None:
 
     kept = restore_database(backup, db_path)
     reader = open_reader(db_path)
-    assert [row["username"] for row in queries.list_users(reader)] == ["kept"]
+    assert [user.username for user in queries.list_users(reader)] == ["kept"]
     reader.conn.close()
     assert kept is not None and kept.exists()  # the replaced database is kept beside it
     old = open_reader(kept)
@@ -117,5 +117,5 @@ def test_restore_refuses_what_is_not_a_backup(tmp_path: Path, content: bytes) ->
     with pytest.raises(InvalidInput, match="not a cv-platform backup"):
         restore_database(tmp_path / "other.db", db_path)
     reader = open_reader(db_path)
-    assert [row["username"] for row in queries.list_users(reader)] == ["untouched"]
+    assert [user.username for user in queries.list_users(reader)] == ["untouched"]
     reader.conn.close()

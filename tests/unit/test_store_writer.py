@@ -50,7 +50,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_users_and_duplicate_names(writer: StoreWriter) -> None:
     alice = writer.create_user("alice", "hash", "engineer")
-    assert alice["username"] == "alice" and alice["role"] == "engineer"
+    assert alice.username == "alice" and alice.role == "engineer"
     with pytest.raises(DuplicateRecord):
         writer.create_user("ALICE", "hash", "viewer")  # names are case-insensitive
 
@@ -67,31 +67,31 @@ def test_last_admin_can_be_neither_deleted_nor_demoted(writer: StoreWriter) -> N
     second = writer.create_user("root2", "hash", "admin")
     writer.set_role(admin["id"], "viewer")  # fine now: root2 is admin
     with pytest.raises(LastAdminError):
-        writer.delete_user(second["id"])
+        writer.delete_user(second.id)
 
 
 def test_deleting_a_user_removes_sessions_and_keys_but_not_the_audit_trail(
     writer: StoreWriter,
 ) -> None:
     bob = writer.create_user("bob", "hash", "viewer")
-    writer.create_session("s1", bob["id"], "2999-01-01T00:00:00.000+00:00")
-    writer.create_api_key(bob["id"], "k", "cvp_00000000", "h" * 64)
-    writer.append_audit(action="login", resource="POST /x", result=200, user_id=bob["id"])
-    writer.delete_user(bob["id"])
+    writer.create_session("s1", bob.id, "2999-01-01T00:00:00.000+00:00")
+    writer.create_api_key(bob.id, "k", "cvp_00000000", "h" * 64)
+    writer.append_audit(action="login", resource="POST /x", result=200, user_id=bob.id)
+    writer.delete_user(bob.id)
     assert queries.session_for_auth(writer._db, "s1") is None
     assert queries.api_key_for_auth(writer._db, "cvp_00000000") is None
-    assert queries.audit_entries(writer._db, 10, 0, user_id=bob["id"])[0]["action"] == "login"
+    assert queries.audit_entries(writer._db, 10, 0, user_id=bob.id)[0]["action"] == "login"
     with pytest.raises(RecordNotFound):
-        writer.delete_user(bob["id"])
+        writer.delete_user(bob.id)
 
 
 def test_api_key_revoked_only_by_its_owner(writer: StoreWriter) -> None:
     owner = writer.create_user("owner", "hash", "viewer")
     other = writer.create_user("other", "hash", "viewer")
-    key = writer.create_api_key(owner["id"], "k", "cvp_11111111", "h" * 64)
+    key = writer.create_api_key(owner.id, "k", "cvp_11111111", "h" * 64)
     with pytest.raises(RecordNotFound):
-        writer.revoke_api_key(other["id"], key["id"])
-    assert writer.revoke_api_key(owner["id"], key["id"])["revoked_at"] is not None
+        writer.revoke_api_key(other.id, key["id"])
+    assert writer.revoke_api_key(owner.id, key["id"])["revoked_at"] is not None
 
 
 LOCKOUT = {"max_failures": 3, "lockout_s": 60}
@@ -136,7 +136,7 @@ def test_old_failures_of_made_up_names_are_forgotten(writer: StoreWriter) -> Non
 def test_clock_is_injected(tmp_path: Path) -> None:
     fixed = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
     clocked = StoreWriter(tmp_path / "c.db", clock=lambda: fixed)
-    assert clocked.create_user("t", "h", "viewer")["created_at"] == "2030-05-06T07:08:09.000+00:00"
+    assert clocked.create_user("t", "h", "viewer").created_at == "2030-05-06T07:08:09.000+00:00"
     clocked.close()
 
 
@@ -155,7 +155,7 @@ def test_a_held_write_lock_becomes_store_unavailable(writer: StoreWriter) -> Non
 def test_readers_are_read_only_and_see_commits(writer: StoreWriter) -> None:
     reader = open_reader(writer.db_path)
     writer.create_user("carol", "hash", "viewer")
-    assert [row["username"] for row in queries.list_users(reader)] == ["carol"]
+    assert [user.username for user in queries.list_users(reader)] == ["carol"]
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader.execute("DELETE FROM users")
     reader.conn.close()

@@ -18,8 +18,7 @@ router = APIRouter(route_class=GuardedRoute, tags=["api keys"])
 async def create_api_key(body: ApiKeyCreate, request: Request) -> ApiKeyCreated:
     """Create a key for the caller. The full key is in this answer only: store it now."""
     new_key = generate_api_key()
-    row = await platform(request).store.call(
-        "create_api_key",
+    row = await platform(request).ops.create_api_key(
         user_id=principal_of(request).user_id,
         name=body.name,
         prefix=new_key.prefix,
@@ -40,9 +39,7 @@ async def list_api_keys(request: Request, db: ReadDb) -> list[ApiKeyOut]:
 async def revoke_api_key(key_id: int, request: Request) -> ApiKeyOut:
     """Revoke one of the caller's keys; requests with it are refused from now on."""
     state = platform(request)
-    row = await state.store.call(
-        "revoke_api_key", user_id=principal_of(request).user_id, key_id=key_id
-    )
+    row = await state.ops.revoke_api_key(user_id=principal_of(request).user_id, key_id=key_id)
     state.credentials.forget_record(key_id)
     return ApiKeyOut(**_public(row))
 

@@ -35,8 +35,8 @@ async def login(body: LoginRequest, request: Request, db: ReadDb) -> TokenRespon
     settings = state.settings
     request.state.actor = body.username
     now = to_iso(state.clock())
-    lockout = {"max_failures": settings.login_max_failures, "lockout_s": settings.login_lockout_s}
-    await state.store.call("reserve_login_attempt", username=body.username, now=now, **lockout)
+    max_failures, lockout_s = settings.login_max_failures, settings.login_lockout_s
+    await state.ops.reserve_login_attempt(body.username, now, max_failures, lockout_s)
     user = queries.user_credentials(db, body.username)
     password_ok = await run_in_threadpool(
         verify_password,
@@ -45,22 +45,20 @@ async def login(body: LoginRequest, request: Request, db: ReadDb) -> TokenRespon
         settings.bcrypt_rounds,
     )
     if user is None or not password_ok:
-        failure = await state.store.call(
-            "record_login_failure", username=body.username, now=now, **lockout
-        )
+        failure = await state.ops.record_login_failure(body.username, now, max_failures, lockout_s)
         if failure["locked_until"]:
             raise LoginLocked(
                 f"too many failed logins; try again after {failure['locked_until']}",
                 retry_after_s=int(settings.login_lockout_s),
             )
         raise InvalidCredentials("wrong user name or password")
-    await state.store.call("clear_login_failures", username=body.username)
+    await state.ops.clear_login_failures(username=body.username)
     issued = issue_token(
         user["id"], state.jwt_secret, state.clock(), timedelta(hours=settings.session_hours)
     )
     expires_at = to_iso(issued.expires_at)
-    await state.store.call(
-        "create_session", session_id=issued.session_id, user_id=user["id"], expires_at=expires_at
+    await state.ops.create_session(
+        session_id=issued.session_id, user_id=user["id"], expires_at=expires_at
     )
     return TokenResponse(access_token=issued.token, expires_at=expires_at)
 
@@ -74,7 +72,7 @@ async def logout(request: Request) -> None:
             "DELETE /api/v1/auth/api-keys/{id}"
         )
     state = platform(request)
-    await state.store.call("revoke_session", session_id=request.state.session_id)
+    await state.ops.revoke_session(session_id=request.state.session_id)
     state.credentials.forget_record(request.state.session_id)
 
 

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
-from actors.datasets.preprocess import PreprocessConfig, cache_key
+from actors.datasets.preprocess import cache_key
 from actors.datasets.storage import METADATA_TABLE, UPLOAD_ARCHIVE, UPLOAD_TABLE
 from cvplatform.errors import Conflict, InvalidInput, RecordNotFound
 from cvplatform.schemas import (
@@ -20,7 +20,9 @@ from cvplatform.schemas import (
     DatasetPage,
     DatasetStatus,
     ErrorBody,
+    PreprocessConfig,
     PreprocessingOut,
+    PreprocessRequest,
     TaskType,
     WireModel,
 )
@@ -30,6 +32,7 @@ from serve_apps.api.uploads import FileField, ReceivedForm, receive_upload
 from serve_apps.auth.policy import Action
 from store import queries
 from store.artifacts import resolve_inside
+from store.records import DatasetRecord, PreprocessingRecord, record_fields
 
 router = APIRouter(route_class=GuardedRoute, tags=["datasets"])
 UPLOAD_PATH = "/api/v1/datasets"
@@ -124,8 +127,7 @@ async def _accept(state: PlatformState, request: Request, form: ReceivedForm) ->
         upload.path.rename(folder / (UPLOAD_TABLE if is_table else UPLOAD_ARCHIVE))
         if "metadata" in form.files:
             form.files["metadata"].path.rename(folder / METADATA_TABLE)
-        await state.store.call(
-            "create_dataset",
+        await state.ops.create_dataset(
             dataset={
                 "id": dataset_id,
                 "name": fields.name,
@@ -146,35 +148,25 @@ async def _accept(state: PlatformState, request: Request, form: ReceivedForm) ->
     return DatasetAccepted(id=dataset_id, status="uploaded", url=f"{UPLOAD_PATH}/{dataset_id}")
 
 
-def dataset_out(row: dict[str, Any]) -> DatasetOut:
-    details = row["details"]
-    return DatasetOut(
-        id=row["id"],
-        name=row["name"],
-        description=row["description"],
-        task_type=row["task_type"],
-        status=row["status"],
-        status_reason=row["status_reason"],
-        layout=row["layout"],
-        is_sample=row["sample"] is not None,
-        sample=row["sample"],
-        source={
-            "filename": row["source_filename"],
-            "sha256": row["source_sha256"],
-            "size_bytes": row["source_size_bytes"],
-        },
-        content_hash=row["content_hash"],
-        num_samples=row["num_samples"],
-        num_classes=row["num_classes"],
-        class_names=row["class_names"],
-        class_counts=details.get("class_counts"),
-        image_size_range=details.get("image_size_range"),
-        total_bytes=row["total_bytes"],
-        rejected=details.get("rejected", []),
-        rejected_count=details.get("rejected_count", 0),
-        created_at=row["created_at"],
-        created_by=row["created_by"],
-        updated_at=row["updated_at"],
+_STORED_FIELDS = set(DatasetOut.model_fields) & record_fields(DatasetRecord)
+
+
+def dataset_out(dataset: DatasetRecord) -> DatasetOut:
+    details = dataset.details
+    return DatasetOut.model_validate(
+        {
+            **{name: getattr(dataset, name) for name in _STORED_FIELDS},
+            "is_sample": dataset.sample is not None,
+            "source": {
+                "filename": dataset.source_filename,
+                "sha256": dataset.source_sha256,
+                "size_bytes": dataset.source_size_bytes,
+            },
+            "class_counts": details.get("class_counts"),
+            "image_size_range": details.get("image_size_range"),
+            "rejected": details.get("rejected", []),
+            "rejected_count": details.get("rejected_count", 0),
+        }
     )
 
 
@@ -187,16 +179,13 @@ async def list_datasets(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DatasetPage:
     filters = {"task_type": task_type, "status": status}
-    rows, total = queries.list_datasets(db, {k: v for k, v in filters.items() if v}, limit, offset)
-    items = [dataset_out(row) for row in rows]
-    return DatasetPage(items=items, total=total, limit=limit, offset=offset)
+    page = queries.list_datasets(db, {k: v for k, v in filters.items() if v}, limit, offset)
+    items = [dataset_out(dataset) for dataset in page.items]
+    return DatasetPage(items=items, total=page.total, limit=limit, offset=offset)
 
 
-def _dataset(db: Any, dataset_id: str) -> dict[str, Any]:
-    row = queries.dataset_by_id(db, dataset_id)
-    if row is None:
-        raise RecordNotFound(f"no dataset with id {dataset_id}")
-    return row
+def _dataset(db: Any, dataset_id: str) -> DatasetRecord:
+    return queries.required(queries.dataset_by_id, db, dataset_id, "dataset")
 
 
 @router.get(f"{UPLOAD_PATH}/{{dataset_id}}", **requires(Action.RESOURCES_READ))
@@ -213,7 +202,7 @@ async def get_dataset(dataset_id: str, db: ReadDb) -> DatasetOut:
 async def delete_dataset(dataset_id: str, request: Request) -> None:
     """Delete a dataset, its files and its preprocessing cache. Samples cannot be deleted."""
     state = platform(request)
-    folders = await state.store.call("delete_dataset", dataset_id=dataset_id)
+    folders = await state.ops.delete_dataset(dataset_id=dataset_id)
     for relative_path in folders:
         shutil.rmtree(
             resolve_inside(state.settings.artifacts_dir, relative_path), ignore_errors=True
@@ -221,15 +210,11 @@ async def delete_dataset(dataset_id: str, request: Request) -> None:
     request.state.audit_detail = f"dataset {dataset_id}"
 
 
-class PreprocessRequest(PreprocessConfig):
-    """The preprocessing config; ``model_id`` takes the image size from a model's input."""
-
-    model_id: str | None = None
-
-
-def preprocessing_out(row: dict[str, Any], cache_hit: bool) -> PreprocessingOut:
-    fields = {key: row[key] for key in PreprocessingOut.model_fields if key in row}
-    return PreprocessingOut(**{**fields, "cache_hit": cache_hit})
+def preprocessing_out(run: PreprocessingRecord, cache_hit: bool) -> PreprocessingOut:
+    stored = set(PreprocessingOut.model_fields) & record_fields(PreprocessingRecord)
+    return PreprocessingOut.model_validate(
+        {**{name: getattr(run, name) for name in stored}, "cache_hit": cache_hit}
+    )
 
 
 @router.post(
@@ -245,16 +230,13 @@ async def preprocess_dataset(
     dataset content and config (answer 200 with ``cache_hit: true``)."""
     state = platform(request)
     dataset = _dataset(db, dataset_id)
-    if dataset["status"] != "ready":
-        raise Conflict(
-            f"dataset {dataset_id} is {dataset['status']}; preprocess it once it is ready"
-        )
+    if dataset.status != "ready" or dataset.content_hash is None:
+        raise Conflict(f"dataset {dataset_id} is {dataset.status}; preprocess it once it is ready")
     config = PreprocessConfig(**body.model_dump(exclude={"model_id"}))
     if body.model_id:
         config = config.model_copy(update={"image_size": _model_image_size(db, body.model_id)})
-    key = cache_key(dataset["content_hash"], config)
-    row = await state.store.call(
-        "start_preprocessing",
+    key = cache_key(dataset.content_hash, config)
+    claim = await state.ops.start_preprocessing(
         preprocessing_id=uuid.uuid4().hex,
         dataset_id=dataset_id,
         cache_key=key,
@@ -262,18 +244,16 @@ async def preprocess_dataset(
         output_path=f"preprocessed/{key}",
         created_by=principal_of(request).user_id,
     )
-    if not row["cache_hit"]:
-        state.background.preprocess_dataset(row["id"])
-    answer = preprocessing_out(row, row["cache_hit"])
-    return JSONResponse(answer.model_dump(), status_code=200 if row["cache_hit"] else 202)
+    if not claim.cache_hit:
+        state.background.preprocess_dataset(claim.record.id)
+    answer = preprocessing_out(claim.record, claim.cache_hit)
+    return JSONResponse(answer.model_dump(), status_code=200 if claim.cache_hit else 202)
 
 
 def _model_image_size(db: Any, model_id: str) -> tuple[int, int]:
-    model = queries.model_by_id(db, model_id)
-    if model is None:
-        raise RecordNotFound(f"no model with id {model_id}")
-    inputs = model["details"].get("summary", {}).get("inputs", [])
-    shape = inputs[0]["shape"] if inputs else model["input_shape"]
+    model = queries.required(queries.model_by_id, db, model_id, "model")
+    inputs = model.details.get("summary", {}).get("inputs", [])
+    shape = inputs[0]["shape"] if inputs else model.input_shape
     sizes = [size for size in (shape or [])[-3:] if isinstance(size, int)]
     if len(sizes) != 3:
         raise InvalidInput(f"model {model_id} has no static input size; give image_size")
@@ -285,7 +265,7 @@ def _model_image_size(db: Any, model_id: str) -> tuple[int, int]:
 @router.get(f"{UPLOAD_PATH}/{{dataset_id}}/preprocessings", **requires(Action.RESOURCES_READ))
 async def list_preprocessings(dataset_id: str, db: ReadDb) -> list[PreprocessingOut]:
     _dataset(db, dataset_id)
-    return [preprocessing_out(row, False) for row in queries.preprocessings_of(db, dataset_id)]
+    return [preprocessing_out(run, False) for run in queries.preprocessings_of(db, dataset_id)]
 
 
 @router.get(
@@ -293,7 +273,7 @@ async def list_preprocessings(dataset_id: str, db: ReadDb) -> list[Preprocessing
     **requires(Action.RESOURCES_READ),
 )
 async def get_preprocessing(dataset_id: str, preprocessing_id: str, db: ReadDb) -> PreprocessingOut:
-    row = queries.preprocessing_by_id(db, preprocessing_id)
-    if row is None or row["dataset_id"] != dataset_id:
+    run = queries.preprocessing_by_id(db, preprocessing_id)
+    if run is None or run.dataset_id != dataset_id:
         raise RecordNotFound(f"no preprocessing {preprocessing_id} of dataset {dataset_id}")
-    return preprocessing_out(row, False)
+    return preprocessing_out(run, False)

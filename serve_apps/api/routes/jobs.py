@@ -14,53 +14,51 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 
-from cvplatform.errors import Conflict, InvalidInput, RecordNotFound
+from cvplatform.errors import Conflict, InvalidInput
 from cvplatform.schemas import ErrorBody, JobOut, JobPage, JobStatus, TrainingRequest
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
 from serve_apps.api.state import ReadDb, platform
 from serve_apps.auth.policy import Action
 from store import queries
 from store.connections import reading
+from store.records import DatasetRecord, JobRecord, ModelRecord, as_dict
 
 router = APIRouter(route_class=GuardedRoute, tags=["jobs"])
+
+
+def job_out(job: JobRecord) -> JobOut:
+    return JobOut.model_validate(as_dict(job))
+
+
 FINAL = ("completed", "failed", "cancelled")
 _STREAM_POLL_S = 0.5
 _HEARTBEAT_S = 15.0
 
 
-def _record(db: Any, query: Any, record_id: str, what: str) -> dict[str, Any]:
-    row: dict[str, Any] | None = query(db, record_id)
-    if row is None:
-        raise RecordNotFound(f"no {what} with id {record_id}")
-    return row
-
-
-def check_training(db: Any, request: TrainingRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+def check_training(db: Any, request: TrainingRequest) -> tuple[ModelRecord, DatasetRecord]:
     """Refuse, before anything is queued, a training that could not run."""
-    model = _record(db, queries.model_by_id, request.model_id, "model")
-    dataset = _record(db, queries.dataset_by_id, request.dataset_id, "dataset")
-    if model["status"] != "ready":
-        raise Conflict(f"model {model['id']} is {model['status']}; train it once it is ready")
-    if dataset["status"] != "ready":
-        raise Conflict(
-            f"dataset {dataset['id']} is {dataset['status']}; train on it once it is ready"
-        )
-    if model["task_type"] != dataset["task_type"]:
+    model = queries.required(queries.model_by_id, db, request.model_id, "model")
+    dataset = queries.required(queries.dataset_by_id, db, request.dataset_id, "dataset")
+    if model.status != "ready":
+        raise Conflict(f"model {model.id} is {model.status}; train it once it is ready")
+    if dataset.status != "ready":
+        raise Conflict(f"dataset {dataset.id} is {dataset.status}; train on it once it is ready")
+    if model.task_type != dataset.task_type:
         raise InvalidInput(
-            f"a {model['task_type']} model cannot train on a {dataset['task_type']} dataset"
+            f"a {model.task_type} model cannot train on a {dataset.task_type} dataset"
         )
-    if model["source_format"] != "torch_state_dict" or not model["architecture"]:
+    if model.source_format != "torch_state_dict" or not model.architecture:
         raise InvalidInput(
             "training needs a PyTorch state-dict model with an architecture (a preset, an upload "
-            f"with architecture=..., or a trained model); {model['name']} is "
-            f"{model['source_format']}"
+            f"with architecture=..., or a trained model); {model.name} is {model.source_format}"
         )
     hp = request.hyperparameters
-    training_images = int(dataset["num_samples"] * (1 - hp.validation_split))
+    samples = dataset.num_samples or 0
+    training_images = int(samples * (1 - hp.validation_split))
     if hp.batch_size > training_images:
         raise InvalidInput(
             f"batch_size {hp.batch_size} is larger than the training split "
-            f"(about {training_images} of {dataset['num_samples']} samples); lower it"
+            f"(about {training_images} of {samples} samples); lower it"
         )
     return model, dataset
 
@@ -75,22 +73,21 @@ async def start_training(body: TrainingRequest, request: Request, db: ReadDb) ->
     """Queue a training of a model on a dataset; it starts when a GPU slot is free."""
     state = platform(request)
     model, dataset = check_training(db, body)
-    job = await state.store.call(
-        "enqueue_job",
+    job = await state.ops.enqueue_job(
         job={
             "id": uuid.uuid4().hex,
             "kind": "training",
-            "name": f"train {model['name']} on {dataset['name']}",
+            "name": f"train {model.name} on {dataset.name}",
             "owner_id": principal_of(request).user_id,
-            "model_id": model["id"],
-            "dataset_id": dataset["id"],
+            "model_id": model.id,
+            "dataset_id": dataset.id,
             "request": body.model_dump(mode="json"),
         },
         max_queued=state.settings.gpu_queue_max,
     )
     state.background.wake_scheduler()
-    request.state.audit_detail = f"job {job['id']}"
-    return JobOut(**job)
+    request.state.audit_detail = f"job {job.id}"
+    return job_out(job)
 
 
 @router.get("/api/v1/jobs", **requires(Action.RESOURCES_READ))
@@ -104,14 +101,15 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobPage:
     filters = {"status": status, "kind": kind, "model_id": model_id, "dataset_id": dataset_id}
-    rows, total = queries.list_jobs(db, {k: v for k, v in filters.items() if v}, limit, offset)
-    return JobPage(items=[JobOut(**row) for row in rows], total=total, limit=limit, offset=offset)
+    page = queries.list_jobs(db, {k: v for k, v in filters.items() if v}, limit, offset)
+    items = [job_out(job) for job in page.items]
+    return JobPage(items=items, total=page.total, limit=limit, offset=offset)
 
 
 @router.get("/api/v1/jobs/{job_id}", **requires(Action.RESOURCES_READ))
 async def get_job(job_id: str, db: ReadDb) -> JobOut:
     """The job with its latest figures (epoch, losses, accuracies, images/s, ETA, step)."""
-    return JobOut(**_record(db, queries.job_by_id, job_id, "job"))
+    return job_out(queries.required(queries.job_by_id, db, job_id, "job"))
 
 
 @router.post(
@@ -122,9 +120,9 @@ async def get_job(job_id: str, db: ReadDb) -> JobOut:
 async def cancel_job(job_id: str, request: Request) -> JobOut:
     """A queued job leaves the queue; a running one stops within two seconds, keeping its
     history so far, and ends ``cancelled``."""
-    job = await platform(request).store.call("request_cancel", job_id=job_id)
+    job = await platform(request).ops.request_cancel(job_id=job_id)
     request.state.audit_detail = f"job {job_id}"
-    return JobOut(**job)
+    return job_out(job)
 
 
 def _event(kind: str, data: Any, event_id: int | None = None) -> str:
@@ -142,7 +140,7 @@ async def job_events(job_id: str, request: Request, db: ReadDb) -> StreamingResp
     """Server-sent events as they happen: ``epoch`` (the figures of each finished epoch),
     ``phase``, ``progress`` (the step counter), ``status``, and a last ``end``. Resumes after
     ``Last-Event-ID``."""
-    _record(db, queries.job_by_id, job_id, "job")
+    queries.required(queries.job_by_id, db, job_id, "job")
     after = int(request.headers.get("last-event-id", "0") or 0)
     db_path = platform(request).settings.db_path
     return StreamingResponse(
@@ -165,13 +163,12 @@ async def _stream(db_path: Any, job_id: str, after: int) -> AsyncIterator[str]:
         if job is None:
             yield _event("end", {"status": "deleted"})
             return
-        if job["progress"] != last_progress:
-            last_progress = job["progress"]
-            yield _event("progress", last_progress)
-        if job["status"] in FINAL:
-            yield _event(
-                "end", {"status": job["status"], "error": job["error"], "result": job["result"]}
-            )
+        if job.progress != last_progress:
+            last_progress = job.progress
+            yield _event("progress", dict(last_progress))
+        if job.status in FINAL:
+            result = None if job.result is None else dict(job.result)
+            yield _event("end", {"status": job.status, "error": job.error, "result": result})
             return
         quiet_for = 0.0 if events else quiet_for + _STREAM_POLL_S
         if quiet_for >= _HEARTBEAT_S:  # a comment keeps proxies from closing an idle stream
@@ -199,20 +196,20 @@ _HISTORY_COLUMNS = (
 )
 
 
-def history_row(job: dict[str, Any]) -> dict[str, Any]:
-    result = job["result"] or {}
+def history_row(job: JobRecord) -> dict[str, Any]:
+    result = job.result or {}
     row: dict[str, Any] = {
-        "job_id": job["id"],
-        "status": job["status"],
-        "dataset_id": job["dataset_id"],
-        "created_at": job["created_at"],
-        "started_at": job["started_at"],
-        "finished_at": job["finished_at"],
-        "device": job["device"],
-        "error": job["error"],
+        "job_id": job.id,
+        "status": job.status,
+        "dataset_id": job.dataset_id,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "device": job.device,
+        "error": job.error,
         **{key: result.get(key) for key in _HISTORY_COLUMNS if key in result},
     }
-    for name, value in job["request"]["hyperparameters"].items():
+    for name, value in job.request["hyperparameters"].items():
         row[f"hp_{name}"] = json.dumps(value) if isinstance(value, dict | list) else value
     return row
 
@@ -222,9 +219,9 @@ async def training_history(
     model_id: str, db: ReadDb, format: Literal["json", "csv"] = "json"
 ) -> Response:
     """Every training of the model: hyperparameters, results, duration, timestamps."""
-    _record(db, queries.model_by_id, model_id, "model")
-    jobs, _ = queries.list_jobs(db, {"kind": "training", "model_id": model_id}, 10_000, 0)
-    rows = [history_row(job) for job in jobs]
+    queries.required(queries.model_by_id, db, model_id, "model")
+    page = queries.list_jobs(db, {"kind": "training", "model_id": model_id}, 10_000, 0)
+    rows = [history_row(job) for job in page.items]
     if format == "json":
         return Response(json.dumps(rows), media_type="application/json")
     columns = list(_HISTORY_COLUMNS) + sorted(

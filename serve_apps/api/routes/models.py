@@ -18,7 +18,7 @@ from actors.models.formats import (
     detect_source_format,
     framework_of,
 )
-from cvplatform.errors import MissingExtra, RecordNotFound
+from cvplatform.errors import MissingExtra
 from cvplatform.schemas import (
     ErrorBody,
     Framework,
@@ -35,6 +35,7 @@ from serve_apps.api.uploads import FileField, ReceivedFile, receive_upload
 from serve_apps.auth.policy import Action
 from store import queries
 from store.artifacts import resolve_inside
+from store.records import ModelRecord, record_fields
 
 router = APIRouter(route_class=GuardedRoute, tags=["models"])
 log = logging.getLogger("cvp.api")
@@ -141,8 +142,7 @@ async def _accept(
     if has_graph_names:
         details["graph_names"] = {"inputs": fields.input_names, "outputs": fields.output_names}
     try:
-        await state.store.call(
-            "create_model",
+        await state.ops.create_model(
             model={
                 "id": model_id,
                 "name": fields.name,
@@ -182,41 +182,34 @@ def _json(values: list[int] | None) -> str | None:
     return None if values is None else json.dumps(values)
 
 
-def model_out(row: dict[str, Any]) -> ModelOut:
-    summary = row["details"].get("summary", {})
-    onnx = row["onnx"]
-    return ModelOut(
-        id=row["id"],
-        name=row["name"],
-        description=row["description"],
-        framework=row["framework"],
-        task_type=row["task_type"],
-        status=row["status"],
-        status_reason=row["status_reason"],
-        architecture=row["architecture"],
-        num_classes=row["num_classes"],
-        input_shape=row["input_shape"],
-        is_preset=row["preset"] is not None,
-        preset=row["preset"],
-        weights_origin=row["weights_origin"],
-        source={
-            "filename": row["source_filename"],
-            "format": row["source"]["format"],
-            "sha256": row["source"]["sha256"],
-            "size_bytes": row["source"]["size_bytes"],
-        },
-        onnx=None if onnx is None else {"sha256": onnx["sha256"], "size_bytes": onnx["size_bytes"]},
-        parameter_count=row["details"].get(
-            "source_parameter_count", summary.get("parameter_count")
-        ),
-        inputs=summary.get("inputs", []),
-        outputs=summary.get("outputs", []),
-        parity=row["details"].get("parity"),
-        details=row["details"],
-        parent_model_id=row["parent_model_id"],
-        created_at=row["created_at"],
-        created_by=row["created_by"],
-        updated_at=row["updated_at"],
+# What a model's answer shows as stored; the rest is derived below.
+_STORED_FIELDS = (set(ModelOut.model_fields) & record_fields(ModelRecord)) - {"source", "onnx"}
+
+
+def model_out(model: ModelRecord) -> ModelOut:
+    summary = model.details.get("summary", {})
+    onnx = model.onnx
+    return ModelOut.model_validate(
+        {
+            **{name: getattr(model, name) for name in _STORED_FIELDS},
+            "is_preset": model.preset is not None,
+            "source": {
+                "filename": model.source_filename,
+                "format": model.source.format,
+                "sha256": model.source.sha256,
+                "size_bytes": model.source.size_bytes,
+            },
+            "onnx": None
+            if onnx is None
+            else {"sha256": onnx.sha256, "size_bytes": onnx.size_bytes},
+            "parameter_count": model.details.get(
+                "source_parameter_count", summary.get("parameter_count")
+            ),
+            "inputs": summary.get("inputs", []),
+            "outputs": summary.get("outputs", []),
+            "parity": model.details.get("parity"),
+            "details": dict(model.details),
+        }
     )
 
 
@@ -231,18 +224,18 @@ async def list_models(
 ) -> ModelPage:
     """Presets and uploads, newest first; filter by task type, framework and status."""
     filters = {"task_type": task_type, "framework": framework, "status": status}
-    rows, total = queries.list_models(db, {k: v for k, v in filters.items() if v}, limit, offset)
+    page = queries.list_models(db, {k: v for k, v in filters.items() if v}, limit, offset)
     return ModelPage(
-        items=[model_out(row) for row in rows], total=total, limit=limit, offset=offset
+        items=[model_out(model) for model in page.items],
+        total=page.total,
+        limit=limit,
+        offset=offset,
     )
 
 
 @router.get(f"{UPLOAD_PATH}/{{model_id}}", **requires(Action.RESOURCES_READ))
 async def get_model(model_id: str, db: ReadDb) -> ModelOut:
-    row = queries.model_by_id(db, model_id)
-    if row is None:
-        raise RecordNotFound(f"no model with id {model_id}")
-    return model_out(row)
+    return model_out(queries.required(queries.model_by_id, db, model_id, "model"))
 
 
 @router.delete(
@@ -254,7 +247,7 @@ async def get_model(model_id: str, db: ReadDb) -> ModelOut:
 async def delete_model(model_id: str, request: Request) -> None:
     """Delete a model with its files. Presets cannot be deleted; a model in use answers 409."""
     state = platform(request)
-    paths = await state.store.call("delete_model", model_id=model_id)
+    paths = await state.ops.delete_model(model_id=model_id)
     for relative_path in paths:
         file_path = resolve_inside(state.settings.artifacts_dir, relative_path)
         file_path.unlink(missing_ok=True)

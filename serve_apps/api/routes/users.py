@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from cvplatform.errors import RecordNotFound
 from cvplatform.schemas import ErrorBody, RoleChange, UserCreate, UserOut
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
 from serve_apps.api.state import ReadDb, platform
 from serve_apps.auth.passwords import hash_password
 from serve_apps.auth.policy import Action
 from store import queries
+from store.records import as_dict
 
 router = APIRouter(route_class=GuardedRoute, tags=["users"])
 _CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -32,38 +32,36 @@ async def create_user(body: UserCreate, request: Request) -> UserOut:
     password_hash = await run_in_threadpool(
         hash_password, body.password, state.settings.bcrypt_rounds
     )
-    row = await state.store.call(
-        "create_user",
+    row = await state.ops.create_user(
         username=body.username,
         password_hash=password_hash,
         role=body.role,
         created_by=principal_of(request).user_id,
     )
     request.state.audit_detail = f"user {body.username} as {body.role}"
-    return UserOut(**row)
+    return UserOut.model_validate(as_dict(row))
 
 
 @router.get("/api/v1/users", **requires(Action.USERS_MANAGE))
 async def list_users(db: ReadDb) -> list[UserOut]:
-    return [UserOut(**row) for row in queries.list_users(db)]
+    return [UserOut.model_validate(as_dict(row)) for row in queries.list_users(db)]
 
 
 @router.get("/api/v1/users/{user_id}", **requires(Action.USERS_MANAGE))
 async def get_user(user_id: int, db: ReadDb) -> UserOut:
-    row = queries.user_by_id(db, user_id)
-    if row is None:
-        raise RecordNotFound(f"no user with id {user_id}")
-    return UserOut(**row)
+    return UserOut.model_validate(
+        as_dict(queries.required(queries.user_by_id, db, user_id, "user"))
+    )
 
 
 @router.patch("/api/v1/users/{user_id}", responses=_CONFLICT, **requires(Action.USERS_MANAGE))
 async def set_user_role(user_id: int, body: RoleChange, request: Request) -> UserOut:
     """Change a user's role; it applies to their very next request. The last admin stays."""
     state = platform(request)
-    row = await state.store.call("set_role", user_id=user_id, role=body.role)
+    row = await state.ops.set_role(user_id=user_id, role=body.role)
     state.credentials.forget_user(user_id)
     request.state.audit_detail = f"role {body.role}"
-    return UserOut(**row)
+    return UserOut.model_validate(as_dict(row))
 
 
 @router.delete(
@@ -75,6 +73,6 @@ async def set_user_role(user_id: int, body: RoleChange, request: Request) -> Use
 async def delete_user(user_id: int, request: Request) -> None:
     """Delete a user with their sessions and API keys. The last admin cannot be deleted."""
     state = platform(request)
-    row = await state.store.call("delete_user", user_id=user_id)
+    row = await state.ops.delete_user(user_id=user_id)
     state.credentials.forget_user(user_id)
-    request.state.audit_detail = f"user {row['username']}"
+    request.state.audit_detail = f"user {row.username}"
