@@ -115,7 +115,8 @@ def test_two_slots_a_fifo_queue_and_cancellation(
     cancelled = admin.get_job(jobs[0])
     assert cancelled.progress.get("step", 0) > 0  # its history so far is kept
     wait_for(lambda: _status(engineer, jobs[2]) == "running" or 1 / 0, timeout_s=60)
-    for job in [jobs[1], jobs[2], *waiting]:
+    # The queued ones first: a slot freed by a cancelled running job goes to the next in line.
+    for job in [*waiting, jobs[1], jobs[2]]:
         admin.cancel_job(job)
     for job in waiting:  # queued jobs leave the queue at once
         assert _status(admin, job) == "cancelled"
