@@ -2,16 +2,22 @@
 
 Classification: ``class_name/image`` folders, or images with a ``path,label`` CSV.
 Detection: videos with a ``video,frame,label,x1,y1,x2,y2`` CSV (pixels), or images with YOLO label
-files (``labels/<name>.txt``: ``class cx cy w h``, normalized) and a class-names file.
+files (``class cx cy w h``, normalized, in a ``labels`` folder) and a class-names file.
+
+A path a CSV lists is resolved by :class:`~actors.datasets.paths.PathResolver` (relative to the
+CSV, to the root, or by a unique file name); rows listing a file that cannot be used are rejected
+once per file, with their row numbers.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 
+from actors.datasets.paths import PathResolver, Resolution, UnusableListings, listing
 from cvplatform.errors import InvalidInput
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -22,6 +28,9 @@ VIDEO_COLUMNS = ("video", "frame", "label", "x1", "y1", "x2", "y2")
 
 # (class name, x1, y1, x2, y2); pixels, or fractions of the image when `normalized` is set.
 Box = tuple[str, float, float, float, float]
+# A CSV's rows with their line numbers (the header is line 1).
+Rows = list[tuple[int, dict[str, str]]]
+Resolve = Callable[[str], Resolution]
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ def _suffix(name: str) -> str:
     return PurePosixPath(name).suffix.lower()
 
 
-def _read_csv(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
+def _read_csv(path: Path, required: Iterable[str]) -> Rows:
     with path.open(newline="", encoding="utf-8-sig") as source:
         reader = csv.DictReader(source)
         columns = [name.strip().lower() for name in reader.fieldnames or []]
@@ -84,9 +93,24 @@ def _read_csv(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
                 f"{','.join(required)} (found: {','.join(columns) or 'no header'})"
             )
         return [
-            {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
-            for row in reader
+            (
+                number,
+                {key.strip().lower(): (value or "").strip() for key, value in row.items() if key},
+            )
+            for number, row in enumerate(reader, start=2)
         ]
+
+
+def _is_label_file(name: str) -> bool:
+    return name.endswith(".txt") and "labels" in name.split("/")[:-1]
+
+
+def _folder_of(table: Path, root: Path) -> str:
+    """The CSV's folder relative to the root; "" for the root or a CSV uploaded beside the ZIP."""
+    if not table.is_relative_to(root):
+        return ""
+    folder = table.parent.relative_to(root).as_posix()
+    return "" if folder == "." else folder
 
 
 def discover(
@@ -108,19 +132,22 @@ def discover(
     csvs = [name for name in files if _suffix(name) == ".csv"]
     videos = [name for name in files if _suffix(name) in VIDEO_EXTENSIONS]
     images = [name for name in files if _suffix(name) in IMAGE_EXTENSIONS]
-    label_files = [name for name in files if name.startswith("labels/") and name.endswith(".txt")]
+    label_files = [name for name in files if _is_label_file(name)]
     table = metadata_csv or (root / csvs[0] if len(csvs) == 1 else None)
+    resolver = PathResolver(files)
     if videos:
         _expect(task_type, "detection", "videos with box annotations")
         if table is None:
             raise InvalidInput("videos need a CSV video,frame,label,x1,y1,x2,y2 beside them")
-        return _videos_with_csv(root, set(files), table, path_prefix)
+        resolve = partial(resolver.resolve, folder=_folder_of(table, root), prefix=path_prefix)
+        return _videos_with_csv(_read_csv(table, VIDEO_COLUMNS), table.name, resolve)
     if label_files:
         _expect(task_type, "detection", "images with YOLO label files")
-        return _yolo_images(root, images, set(files))
+        return _yolo_images(root, images, resolver, PathResolver(label_files))
     if table is not None:
         _expect(task_type, "classification", "images with a path,label CSV")
-        return _images_with_csv(root, set(files), table, path_prefix)
+        resolve = partial(resolver.resolve, folder=_folder_of(table, root), prefix=path_prefix)
+        return _images_with_csv(_read_csv(table, CLASSIFICATION_COLUMNS), table.name, resolve)
     _expect(task_type, "classification", "class folders of images (no boxes)")
     return _class_folders(files, images)
 
@@ -147,22 +174,27 @@ def _class_folders(files: list[str], images: list[str]) -> Discovery:
     return discovery
 
 
-def _unprefixed(path: str, prefix: str) -> str:
-    return path[len(prefix) + 1 :] if prefix and path.startswith(prefix + "/") else path
-
-
-def _images_with_csv(root: Path, files: set[str], table: Path, prefix: str = "") -> Discovery:
+def _images_with_csv(rows: Rows, table: str, resolve: Resolve) -> Discovery:
     discovery = Discovery("images_csv", [], [])
-    for number, row in enumerate(_read_csv(table, CLASSIFICATION_COLUMNS), start=2):
-        path, label = _unprefixed(row["path"], prefix), row["label"]
-        if not path or not label:
-            discovery.reject(f"{table.name}:{number}", "empty path or label")
-        elif path not in files or _suffix(path) not in IMAGE_EXTENSIONS:
-            discovery.reject(
-                row["path"], f"listed in {table.name} line {number} but not an image here"
-            )
+    unusable = UnusableListings(table)
+    labelled: dict[str, tuple[str, int]] = {}  # file: (label, row): a file is one sample
+    for number, row in rows:
+        listed, label = row["path"], row["label"]
+        if not listed or not label:
+            discovery.reject(f"{table}:{number}", "empty path or label")
+            continue
+        found = resolve(listed)
+        if found.file is None or _suffix(found.file) not in IMAGE_EXTENSIONS:
+            unusable.add(listed, found.why_not("not an image here"), number)
+        elif found.file in labelled:
+            first, first_row = labelled[found.file]
+            if first != label:
+                reason = f"{found.file} has the label {first!r} from row {first_row} already"
+                discovery.reject(f"{table}:{number}", reason)
         else:
-            discovery.candidates.append(Candidate(path, label=label))
+            labelled[found.file] = (label, number)
+            discovery.candidates.append(Candidate(found.file, label=label))
+    discovery.rejected.extend(unusable.rejects())
     discovery.class_names = sorted({c.label for c in discovery.candidates if c.label})
     return discovery
 
@@ -174,11 +206,12 @@ def _number(row: dict[str, str], column: str) -> float:
         raise ValueError(f"{column}={row[column]!r} is not a number") from None
 
 
-def _videos_with_csv(root: Path, files: set[str], table: Path, prefix: str = "") -> Discovery:
+def _videos_with_csv(rows: Rows, table: str, resolve: Resolve) -> Discovery:
     discovery = Discovery("videos_csv", [], [])
+    unusable = UnusableListings(table)
     frames: dict[tuple[str, int], list[Box]] = {}
-    for number, row in enumerate(_read_csv(table, VIDEO_COLUMNS), start=2):
-        where = f"{table.name}:{number}"
+    for number, row in rows:
+        where = f"{table}:{number}"
         try:
             frame = int(row["frame"])
             x1, y1, x2, y2 = (_number(row, c) for c in ("x1", "y1", "x2", "y2"))
@@ -186,15 +219,18 @@ def _videos_with_csv(root: Path, files: set[str], table: Path, prefix: str = "")
         except ValueError as error:
             discovery.reject(where, f"bad row: {error}")
             continue
-        row["video"] = _unprefixed(row["video"], prefix)
-        if row["video"] not in files:
-            discovery.reject(row["video"], f"listed in {where} but not in the dataset")
+        found = resolve(row["video"]) if row["video"] else None
+        if found is None:
+            discovery.reject(where, "an empty video path")
+        elif found.file is None or _suffix(found.file) not in VIDEO_EXTENSIONS:
+            unusable.add(row["video"], found.why_not("not in the dataset"), number)
         elif frame < 0 or not box[0]:
             discovery.reject(where, "a negative frame number or an empty label")
         elif not (box[1] < box[3] and box[2] < box[4]):
             discovery.reject(where, f"box {box[1:]} has no area (needs x1 < x2 and y1 < y2)")
         else:
-            frames.setdefault((row["video"], frame), []).append(box)
+            frames.setdefault((found.file, frame), []).append(box)
+    discovery.rejected.extend(unusable.rejects())
     discovery.candidates = [
         Candidate(video, frame=frame, boxes=tuple(boxes))
         for (video, frame), boxes in sorted(frames.items())
@@ -203,21 +239,27 @@ def _videos_with_csv(root: Path, files: set[str], table: Path, prefix: str = "")
     return discovery
 
 
-def _class_names_file(root: Path, files: set[str]) -> list[str]:
-    for name in CLASS_NAME_FILES:
-        if name in files:
-            return [line.strip() for line in (root / name).read_text().splitlines() if line.strip()]
-    if "data.yaml" in files:
-        import yaml
+def _class_names_file(root: Path, files: PathResolver) -> list[str]:
+    """At the root, else the one file of that name anywhere (an export's split folder)."""
+    names = (*CLASS_NAME_FILES, "data.yaml")
+    found = next((name for name in names if name in files.files), None)
+    found = found or next((f for f in (files.named(name).file for name in names) if f), None)
+    if found is None:
+        raise InvalidInput(
+            f"YOLO labels need a class-names file: one of {', '.join(CLASS_NAME_FILES)} or "
+            "data.yaml"
+        )
+    text = (root / found).read_text()
+    if not found.endswith(".yaml"):
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    import yaml
 
-        names = yaml.safe_load((root / "data.yaml").read_text()).get("names")
-        if isinstance(names, dict):
-            return [str(names[key]) for key in sorted(names)]
-        if isinstance(names, list):
-            return [str(name) for name in names]
-    raise InvalidInput(
-        f"YOLO labels need a class-names file: one of {', '.join(CLASS_NAME_FILES)} or data.yaml"
-    )
+    names_field = (yaml.safe_load(text) or {}).get("names")
+    if isinstance(names_field, dict):
+        return [str(names_field[key]) for key in sorted(names_field)]
+    if isinstance(names_field, list):
+        return [str(name) for name in names_field]
+    raise InvalidInput(f"{found} has no list of class names under 'names'")
 
 
 def _yolo_boxes(text: str, class_names: list[str]) -> list[Box]:
@@ -239,19 +281,42 @@ def _yolo_boxes(text: str, class_names: list[str]) -> list[Box]:
     return boxes
 
 
-def _yolo_images(root: Path, images: list[str], files: set[str]) -> Discovery:
+def _label_file(image: str, labels: PathResolver) -> tuple[Resolution, str]:
+    """An image's label file, and where it is expected first: its last ``images`` folder turned
+    ``labels`` (Ultralytics: ``images/train/x.jpg`` -> ``labels/train/x.txt``), then
+    ``labels/x.txt``, then the one ``x.txt`` under any ``labels`` folder."""
+    parts = image.split("/")
+    name = f"{PurePosixPath(image).stem}.txt"
+    expected = []
+    if "images" in parts[:-1]:
+        last = len(parts) - 2 - parts[-2::-1].index("images")
+        expected.append("/".join([*parts[:last], "labels", *parts[last + 1 : -1], name]))
+    expected.append(f"labels/{name}")
+    for path in expected:
+        if path in labels.files:
+            return Resolution(path), expected[0]
+    return labels.named(name), expected[0]
+
+
+def _yolo_images(
+    root: Path, images: list[str], files: PathResolver, labels: PathResolver
+) -> Discovery:
     class_names = _class_names_file(root, files)
     discovery = Discovery("yolo_images", [], class_names)
     for image in images:
-        label_file = f"labels/{PurePosixPath(image).stem}.txt"
-        if label_file not in files:
-            discovery.reject(image, f"no label file {label_file}")
+        found, expected = _label_file(image, labels)
+        if found.problem == "ambiguous":
+            reason = f"{len(found.matches)} label files fit it ({listing(found.matches)}); "
+            discovery.reject(image, reason + f"put its own at {expected}")
+            continue
+        if found.file is None:
+            discovery.reject(image, f"no label file {expected}")
             continue
         try:
-            boxes = _yolo_boxes((root / label_file).read_text(), class_names)
+            boxes = _yolo_boxes((root / found.file).read_text(), class_names)
         except ValueError as error:
             # A half-understood label file would teach wrong negatives: leave the image out.
-            discovery.reject(image, f"{label_file} {error}")
+            discovery.reject(image, f"{found.file} {error}")
             continue
         discovery.candidates.append(Candidate(image, boxes=tuple(boxes), normalized=True))
     return discovery
@@ -260,28 +325,26 @@ def _yolo_images(root: Path, images: list[str], files: set[str]) -> Discovery:
 def discover_import(import_dir: Path, table: Path, task_type: str) -> Discovery:
     """A CSV alone, naming files under the import directory (or absolute paths inside it).
 
-    Paths outside the import directory are rejected, never read.
+    Paths outside the import directory are rejected, never read. A bare file name is not looked
+    for: the directory is not the dataset's own.
     """
     root = import_dir.resolve()
     columns = VIDEO_COLUMNS if task_type == "detection" else CLASSIFICATION_COLUMNS
     path_column = columns[0]
-    inside_rows, outside, present = [], [], set()
-    for row in _read_csv(table, columns):
-        target = (root / row[path_column]).resolve()
-        if not target.is_relative_to(root):
-            outside.append({"file": row[path_column], "reason": "outside the import directory"})
-            continue
-        row[path_column] = target.relative_to(root).as_posix()
-        inside_rows.append(row)
-        if target.is_file():
-            present.add(row[path_column])
-    resolved = table.with_name(f"{table.stem}.resolved.csv")
-    with resolved.open("w", newline="") as sink:
-        writer = csv.DictWriter(sink, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(inside_rows)
+    inside_rows: Rows = []
+    outside, present = [], set()
+    for number, row in _read_csv(table, columns):
+        if row[path_column]:
+            target = (root / row[path_column]).resolve()
+            if not target.is_relative_to(root):
+                outside.append({"file": row[path_column], "reason": "outside the import directory"})
+                continue
+            row[path_column] = target.relative_to(root).as_posix()
+            if target.is_file():
+                present.add(row[path_column])
+        inside_rows.append((number, row))
     parse = _videos_with_csv if task_type == "detection" else _images_with_csv
-    discovery = parse(root, present, resolved)
+    discovery = parse(inside_rows, table.name, PathResolver(present, by_name=False).resolve)
     discovery.layout = "import_csv"
     discovery.rejected[:0] = outside
     return discovery
