@@ -101,13 +101,23 @@ class ModelWrites(WriterBase):
         """The model is ready: record its ONNX file (None: the source is the ONNX file)."""
         current = self._model(model_id)
         merged = {**current.details, **details}
+        # A shape the conversion assumed (none was given) becomes the model's; a given one stays.
+        assumed_shape = details.get("input_shape")
         with self._transaction() as db:
             onnx_id = self._insert_artifact(db, onnx) if onnx else current.source.artifact_id
             db.execute(
                 "UPDATE models SET status = 'ready', status_reason = NULL, onnx_artifact_id = ?,"
-                " details = ?, num_classes = COALESCE(num_classes, ?), updated_at = ?"
+                " details = ?, num_classes = COALESCE(num_classes, ?),"
+                " input_shape = COALESCE(input_shape, ?), updated_at = ?"
                 " WHERE id = ?",
-                [onnx_id, encode_json(merged), details.get("num_classes"), self._now(), model_id],
+                [
+                    onnx_id,
+                    encode_json(merged),
+                    details.get("num_classes"),
+                    None if assumed_shape is None else encode_json(assumed_shape),
+                    self._now(),
+                    model_id,
+                ],
             )
         return self._model(model_id)
 

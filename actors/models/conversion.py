@@ -127,8 +127,6 @@ def _convert_torch(request: ConversionRequest, onnx_path: Path) -> dict[str, Any
     from actors.models import torch_source
 
     if request.source_format == "torchscript":
-        if not request.input_shape:
-            raise InvalidModel("a TorchScript upload needs input_shape (e.g. 3,224,224)")
         module = torch_source.load_torchscript(request.source_path)
     else:
         if not request.architecture:
@@ -145,10 +143,12 @@ def _convert_torch(request: ConversionRequest, onnx_path: Path) -> dict[str, Any
         )
         torch_source.load_into(module, state, request.architecture)
     module, dynamic_batch, output_names = torch_source.exportable(module, request.task_type)
-    shape = [
-        PARITY_BATCH if dynamic_batch else 1,
-        *torch_source.example_shape(module, request.task_type, request.input_shape),
-    ]
+    given = request.input_shape
+    if not given and request.source_format == "torchscript":
+        # Nothing says what a TorchScript model takes: its forward pass is the only witness.
+        given = torch_source.assume_input_shape(module, request.task_type)
+    input_shape = torch_source.example_shape(module, request.task_type, given)
+    shape = [PARITY_BATCH if dynamic_batch else 1, *input_shape]
     sample = parity.seeded_input(shape, PARITY_SEED)
     torch_source.export_onnx(module, sample, onnx_path, dynamic_batch, output_names)
     details = checked_details(onnx_path, request.task_type)
@@ -159,4 +159,19 @@ def _convert_torch(request: ConversionRequest, onnx_path: Path) -> dict[str, Any
     details["exporter"] = f"torch.onnx (TorchScript-based), opset {torch_source.OPSET}"
     # The ONNX graph folds batch norms into convolutions; the source's count is the familiar one.
     details["source_parameter_count"] = sum(p.numel() for p in module.parameters())
+    if not request.input_shape:
+        details |= _assumed_input_shape(input_shape)
     return details
+
+
+def _assumed_input_shape(input_shape: list[int]) -> dict[str, Any]:
+    """What the details say when the input size was assumed, not given: the export fixes it."""
+    dims = ",".join(map(str, input_shape))
+    return {
+        "input_shape": list(input_shape),
+        "input_shape_assumed": True,
+        "input_shape_note": (
+            f"no input_shape was given: assumed {dims} (C,H,W), and the ONNX model takes that "
+            "size only; upload it again with input_shape set if the model expects another"
+        ),
+    }

@@ -185,6 +185,29 @@ def example_shape(module: nn.Module, task_type: str, given: list[int] | None) ->
     return DEFAULT_SHAPES[task_type]
 
 
+def assume_input_shape(module: nn.Module, task_type: str) -> list[int]:
+    """The task's usual input (C,H,W), for a TorchScript model uploaded without ``input_shape``:
+    kept if one forward pass at batch 1 runs on it.
+
+    Raises:
+        InvalidModel: the model does not run on it; the message names the shape tried and the
+            field to set.
+    """
+    shape = DEFAULT_SHAPES[task_type]
+    try:
+        with torch.inference_mode():
+            module(torch.zeros(1, *shape))
+    except Exception as error:  # whatever the model's own code raises on an input it cannot take
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        reason = lines[-1].strip()[:300] if lines else type(error).__name__
+        raise InvalidModel(
+            f"no input_shape was given, and the model does not run on the usual {task_type} "
+            f"input: tried {','.join(map(str, shape))} at batch 1 ({reason}). Set the field "
+            "input_shape to the C,H,W the model takes, e.g. input_shape=3,32,32"
+        ) from error
+    return list(shape)
+
+
 def run_module(module: nn.Module, sample: np.ndarray) -> list[np.ndarray]:
     with torch.no_grad():
         result = module(torch.from_numpy(sample))
