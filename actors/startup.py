@@ -1,8 +1,14 @@
 """What the platform resumes at start, all of it through the job kernel: conversions and
 validations cut short by a stop start again, preprocessing runs that were running fail (their
-output is incomplete), and the configured presets and sample datasets are registered."""
+output is incomplete), and the configured presets and sample datasets are registered.
+
+Both functions return the registrations they started (Ray object references) so that the start
+can wait for the lists to be complete before it says the platform is up.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from actors.datasets.job import validation_job
 from actors.jobs.registry import Job
@@ -18,17 +24,16 @@ REGISTER_PRESETS = Job(kind="register_presets", subject_id="presets", name="regi
 REGISTER_SAMPLES = Job(kind="register_samples", subject_id="samples", name="register-samples")
 
 
-def start_model_work(settings: Settings) -> None:
+def start_model_work(settings: Settings) -> list[Any]:
     """Resume conversions cut short by a stop, then register the presets."""
     with reading(settings.db_path) as reader:
         pending = queries.models_awaiting_conversion(reader)
     for model_id in pending:
         submit(settings, conversion_job(model_id))
-    if settings.preset_names:
-        submit(settings, REGISTER_PRESETS)
+    return [submit(settings, REGISTER_PRESETS)] if settings.preset_names else []
 
 
-def start_dataset_work(settings: Settings) -> None:
+def start_dataset_work(settings: Settings) -> list[Any]:
     """Resume validations, fail preprocessing runs cut short by a stop, register the samples."""
     with reading(settings.db_path) as reader:
         pending = queries.datasets_awaiting_validation(reader)
@@ -41,5 +46,4 @@ def start_dataset_work(settings: Settings) -> None:
             preprocessing_id=record.id,
             reason="interrupted: the platform stopped; ask again",
         )
-    if settings.sample_names:
-        submit(settings, REGISTER_SAMPLES)
+    return [submit(settings, REGISTER_SAMPLES)] if settings.sample_names else []

@@ -3,9 +3,10 @@
 Prints JSON:
 - per preset: seconds to build and convert it (export, checker, ONNX Runtime, parity) and the peak
   memory of the process that did it (each preset in a fresh process);
-- a 500 MB upload through the management API (uvicorn in its Ray actor, streamed to disk) in MB/s,
-  a plain file copy of the same file in MB/s, their ratio, and the API process's memory growth
-  during the upload.
+- a 500 MB upload through the management API (the SDK's resumable upload to uvicorn in its Ray
+  actor, streamed to disk) in MB/s, a plain file copy of the same file in MB/s, their ratio, and
+  the API process's memory growth during the upload. ``bench/upload.py`` compares the upload
+  paths (resumable, multipart) without Ray, round by round against a chunked fsynced copy.
 
     .venv/bin/python bench/conversion.py [--upload-mb 500] [--presets yolov8n,resnet50]
 """

@@ -24,6 +24,7 @@ from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
 from cvplatform.errors import PlatformRunning
 from cvplatform.jsonlog import configure_logging
+from cvplatform.ports import check_ports_free
 from serve_apps.api.server import start_api_actor
 from serve_apps.auth.passwords import hash_password
 from store import queries
@@ -43,6 +44,7 @@ class RunningPlatform:
     scheduler: Any
     ray_address: str
     admin_password_note: str
+    registrations: tuple[Any, ...] = ()  # the presets' and samples' (Ray object references)
 
 
 def pid_file(settings: Settings) -> Path:
@@ -58,12 +60,14 @@ def start_platform(settings: Settings) -> RunningPlatform:
 
     Raises:
         PlatformRunning: a platform already runs on this data directory.
+        PortInUse: a port it listens on is taken (before Ray starts).
     """
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.run_dir.mkdir(exist_ok=True)
     configure_logging(settings, "cvp", stderr_level="WARN")
     if DataDirLock(settings.data_dir).is_held_elsewhere():
         raise PlatformRunning(f"a platform is already running on {settings.data_dir}")
+    check_ports_free(settings)
     ray.init(
         # Always this process's own instance, even where RAY_ADDRESS names another cluster.
         address="local",
@@ -84,10 +88,23 @@ def start_platform(settings: Settings) -> RunningPlatform:
     api = start_api_actor(settings)
     StoreClient(store).call_sync("fail_interrupted_jobs")
     scheduler = start_scheduler(settings)
-    start_model_work(settings)
-    start_dataset_work(settings)
+    registrations = (*start_model_work(settings), *start_dataset_work(settings))
     log.info("platform up", extra={"api": settings.api_url, "ray": ray_address})
-    return RunningPlatform(settings, store, api, scheduler, ray_address, admin_note)
+    return RunningPlatform(settings, store, api, scheduler, ray_address, admin_note, registrations)
+
+
+def wait_for_registrations(running: RunningPlatform, timeout_s: float) -> bool:
+    """Wait until the presets and sample datasets are registered (or their registration
+    failed, which the log says); False if that takes longer than ``timeout_s``.
+
+    On a first start that takes a while (building the presets' weights and the samples); the
+    API answers meanwhile, and readiness's ``startup`` says what is still missing.
+    """
+    if not running.registrations:
+        return True
+    refs = list(running.registrations)
+    _, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+    return not pending
 
 
 def serve_http_options(settings: Settings) -> dict[str, object]:

@@ -22,9 +22,12 @@ from pydantic import ValidationError
 from cvplatform import __version__
 from cvplatform.config import Settings
 from cvplatform.errors import CvpError
+from cvplatform.ports import check_ports_free
 from cvplatform.schemas import ROLES, UserCreate
 
-_STARTUP_TIMEOUT_S = 180.0
+_STARTUP_TIMEOUT_S = 240.0
+# `cvp up` says it is up once the presets and samples are listed, or after this long regardless.
+_REGISTRATION_TIMEOUT_S = 120.0
 
 
 class _Group(click.Group):
@@ -70,6 +73,7 @@ def up(detach: bool) -> None:
             f"the platform is already running on {settings.data_dir} (pid {pid}); "
             "`cvp status` shows it, `cvp down` stops it"
         )
+    check_ports_free(settings)
     if detach:
         _up_detached(settings)
     else:
@@ -93,7 +97,7 @@ def _banner(settings: Settings, admin_note: str) -> str:
 
 
 def _up_foreground(settings: Settings) -> None:
-    from cvplatform.bootstrap import start_platform, stop_platform
+    from cvplatform.bootstrap import start_platform, stop_platform, wait_for_registrations
 
     def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -104,6 +108,11 @@ def _up_foreground(settings: Settings) -> None:
         signal.signal(stop_signal, _interrupt)
     running = start_platform(settings)
     try:
+        if running.registrations:
+            click.echo("registering the presets and sample datasets (a first start takes longest)")
+            sys.stdout.flush()
+            if not wait_for_registrations(running, _REGISTRATION_TIMEOUT_S):
+                click.echo("  still registering: `cvp status` shows what is missing")
         click.echo(_banner(settings, running.admin_password_note))
         click.echo("Press Ctrl-C to stop.", nl=True)
         sys.stdout.flush()
@@ -119,6 +128,7 @@ def _up_foreground(settings: Settings) -> None:
 def _up_detached(settings: Settings) -> None:
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     console = settings.log_dir / "cvp-up.out"
+    earlier_output = console.stat().st_size if console.exists() else 0
     with console.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "cvplatform.cli", "up"],
@@ -131,25 +141,25 @@ def _up_detached(settings: Settings) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise click.ClickException(f"the platform did not start; see {console}")
-        if _api_alive(settings):
+        if _said_it_is_up(console, earlier_output):
             click.echo(f"started in the background (pid {process.pid}); stop it with `cvp down`")
             click.echo(f"console output: {console}")
             return
         time.sleep(1)
-    raise click.ClickException(f"the API did not answer within {_STARTUP_TIMEOUT_S:.0f}s")
+    raise click.ClickException(f"the platform did not start within {_STARTUP_TIMEOUT_S:.0f}s")
+
+
+def _said_it_is_up(console: Path, earlier_output: int) -> bool:
+    """Whether the background `cvp up` printed its banner (after the start-up registrations)."""
+    with console.open("rb") as output:
+        output.seek(earlier_output)
+        return b" is up\n" in output.read()
 
 
 def _probe(settings: Settings, path: str, timeout_s: float) -> httpx.Response:
     # Our own process on this machine, asked only for its public health answer; a self-signed
     # certificate (the usual local TLS setup) must not make the platform look down.
     return httpx.get(f"{settings.api_url}{path}", timeout=timeout_s, verify=False)  # noqa: S501
-
-
-def _api_alive(settings: Settings) -> bool:
-    try:
-        return _probe(settings, "/api/v1/health", 2).is_success
-    except httpx.HTTPError:
-        return False
 
 
 def _running_pid(settings: Settings) -> int | None:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from cvplatform.client_resources import ResourceCalls
+from cvplatform.client_uploads import UploadOptions
 from cvplatform.errors import ERRORS_BY_CODE, CvpError
 from cvplatform.schemas import (
     ApiKeyCreated,
@@ -58,6 +59,8 @@ class Client(ResourceCalls):
         api_key: an API key (``cvp_...``); used instead of a token when given.
         timeout_s: per-request timeout.
         verify: TLS verification (a CA bundle path, or False for a self-signed test setup).
+        upload_options: how files are sent (chunk size, retries); see :class:`UploadOptions`.
+        transport: an httpx transport to send requests through instead of the network's.
 
     Raises (from every method):
         CvpError: the subclass named by the error's code (``PermissionDenied``,
@@ -73,6 +76,8 @@ class Client(ResourceCalls):
         api_key: str | None = None,
         timeout_s: float = 30.0,
         verify: bool | str = True,
+        upload_options: UploadOptions | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {}
         if api_key:
@@ -80,8 +85,13 @@ class Client(ResourceCalls):
         elif token:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
-            base_url=base_url, headers=headers, timeout=timeout_s, verify=verify
+            base_url=base_url,
+            headers=headers,
+            timeout=timeout_s,
+            verify=verify,
+            transport=transport,
         )
+        self._upload_options = upload_options or UploadOptions()
 
     @classmethod
     def login(cls, base_url: str, username: str, password: str, **options: Any) -> Client:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from cvplatform.client_uploads import ResumableUpload, UploadOptions
 from cvplatform.schemas import (
     AlertOut,
     DatasetAccepted,
@@ -28,9 +28,30 @@ from cvplatform.schemas import (
 
 
 class ResourceCalls:
-    # Both come from Client, which mixes these calls in.
+    # These come from Client, which mixes these calls in.
     _http: httpx.Client
     _request: Callable[..., Any]
+    _upload_options: UploadOptions
+
+    def upload_file(
+        self, path: str | Path, kind: str, filename: str | None = None, progress: bool | None = None
+    ) -> str:
+        """Send a file as a resumable upload, resuming after dropped connections.
+
+        Args:
+            path: the file, streamed from disk.
+            kind: what it will become: ``model``, ``dataset`` or ``dataset_metadata``.
+            filename: the name to send (default: the file's own).
+            progress: show a progress bar on stderr (default: when stderr is a terminal).
+
+        Returns:
+            The finished upload's id: give it as ``upload_id`` to create a model or dataset.
+        """
+        source = Path(path)
+        upload = ResumableUpload(
+            self._http, source, kind, filename or source.name, self._upload_options, progress
+        )
+        return upload.send()
 
     # --- models -----------------------------------------------------------------------------
 
@@ -40,32 +61,28 @@ class ResourceCalls:
         name: str,
         task_type: TaskType,
         filename: str | None = None,
+        progress: bool | None = None,
         **fields: str | int | list[int] | list[str] | None,
     ) -> ModelAccepted:
-        """Upload a model file (streamed); conversion to ONNX then runs in the background.
+        """Upload a model file; conversion to ONNX then runs in the background.
+
+        The file goes as a resumable upload (see :meth:`upload_file`): a dropped connection
+        resumes where the server stopped, not from the start.
 
         Args:
             path: the file (.onnx, .pt, .pth, .h5, .pb, or a zipped SavedModel).
             name: a name to list it by.
             task_type: ``classification`` or ``detection``.
             filename: the name to send (default: the file's own).
+            progress: show a progress bar on stderr (default: when stderr is a terminal).
             fields: ``description``, ``architecture`` (for a state dict), ``num_classes``,
                 ``input_shape`` (e.g. ``[3, 224, 224]``), ``input_names`` / ``output_names``
                 (for a frozen graph).
         """
-        form = {"name": name, "task_type": task_type}
-        for key, value in fields.items():
-            if value is not None:
-                form[key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        source = Path(path)
-        with source.open("rb") as stream:
-            answer = self._request(
-                "POST",
-                "/api/v1/models",
-                data=form,
-                files={"file": (filename or source.name, stream)},
-            )
-        return ModelAccepted.model_validate(answer)
+        upload_id = self.upload_file(path, "model", filename, progress)
+        body: dict[str, Any] = {"upload_id": upload_id, "name": name, "task_type": task_type}
+        body.update((key, value) for key, value in fields.items() if value is not None)
+        return ModelAccepted.model_validate(self._request("POST", "/api/v1/models", json=body))
 
     def get_model(self, model_id: str) -> ModelOut:
         return ModelOut.model_validate(self._request("GET", f"/api/v1/models/{model_id}"))
@@ -114,17 +131,19 @@ class ResourceCalls:
         metadata: str | Path | None = None,
         description: str = "",
         filename: str | None = None,
+        progress: bool | None = None,
     ) -> DatasetAccepted:
         """Upload a dataset: a ZIP (with an optional metadata CSV), or a CSV alone naming files
-        under the platform's import directory. Validation then runs in the background."""
-        form = {"name": name, "task_type": task_type, "description": description}
-        source = Path(path)
-        with ExitStack() as stack:
-            files = {"file": (filename or source.name, stack.enter_context(source.open("rb")))}
-            if metadata is not None:
-                table = Path(metadata)
-                files["metadata"] = (table.name, stack.enter_context(table.open("rb")))
-            answer = self._request("POST", "/api/v1/datasets", data=form, files=files)
+        under the platform's import directory. Validation then runs in the background.
+
+        Each file goes as a resumable upload (see :meth:`upload_file`)."""
+        body: dict[str, Any] = {"name": name, "task_type": task_type, "description": description}
+        body["upload_id"] = self.upload_file(path, "dataset", filename, progress)
+        if metadata is not None:
+            body["metadata_upload_id"] = self.upload_file(
+                metadata, "dataset_metadata", progress=progress
+            )
+        answer = self._request("POST", "/api/v1/datasets", json=body)
         return DatasetAccepted.model_validate(answer)
 
     def get_dataset(self, dataset_id: str) -> DatasetOut:

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         200.0, gt=1, description="most an archive may expand relative to its own size"
     )
     max_dataset_bytes: int = Field(10 * 1024 * MIB, ge=1, description="largest dataset upload")
+    upload_expiry_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="a resumable upload that receives no bytes for this long is deleted",
+    )
     import_dir: Path | None = Field(
         None, description="where a CSV-only dataset upload may point at files"
     )

@@ -80,6 +80,57 @@ class ConversionFailed(CvpError):
     code = "conversion_failed"
 
 
+# --- resumable uploads ----------------------------------------------------------------------
+
+
+class MalformedHeader(InvalidInput):
+    """A request header the resumable upload protocol needs is missing or not well formed."""
+
+    status = 400
+    code = "invalid_header"
+
+
+class TusVersionUnsupported(CvpError):
+    """The request does not say ``Tus-Resumable: 1.0.0``, the one protocol version spoken here."""
+
+    status = 412
+    code = "tus_version_unsupported"
+
+    def headers(self) -> dict[str, str]:
+        return {"Tus-Version": "1.0.0"}
+
+
+class UnsupportedMediaType(CvpError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class OffsetMismatch(Conflict):
+    """A ``PATCH`` did not start where the upload stands; ``HEAD`` gives its offset."""
+
+    code = "offset_mismatch"
+
+
+class UploadBusy(Conflict):
+    """Another request is writing to this upload right now."""
+
+    code = "upload_busy"
+
+
+class UploadStalled(CvpError):
+    """No bytes arrived for a while in the middle of a ``PATCH``: what came is kept, and the
+    upload is free for the client to resume."""
+
+    status = 408
+    code = "upload_stalled"
+
+
+class UploadIncomplete(Conflict):
+    """A model or dataset was asked for from an upload that has not received all its bytes."""
+
+    code = "upload_incomplete"
+
+
 # --- authentication and authorization -------------------------------------------------------
 
 
@@ -152,6 +203,12 @@ class StoreUnavailable(StoreError):
 
 class PlatformRunning(StoreError, Conflict):
     code = "platform_running"
+
+
+class PortInUse(Conflict):
+    """A port the platform listens on is taken (checked before anything starts)."""
+
+    code = "port_in_use"
 
 
 def _all_subclasses(cls: type[CvpError]) -> list[type[CvpError]]:

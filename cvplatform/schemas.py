@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -100,7 +100,13 @@ class ApiKeyCreated(ApiKeyOut):
 
 class UserCreate(WireModel):
     username: str = Field(pattern=USERNAME_PATTERN, examples=["alice"])
-    password: str = Field(examples=["a long pass phrase"])
+    password: str = Field(
+        min_length=PASSWORD_MIN_CHARS,
+        max_length=PASSWORD_MAX_BYTES,
+        description=f"{PASSWORD_MIN_CHARS} characters or more, at most {PASSWORD_MAX_BYTES} "
+        "bytes in UTF-8 (bcrypt reads no further)",
+        examples=["a long pass phrase"],
+    )
     role: Role = Field(examples=["engineer"])
 
     _password_length = field_validator("password")(check_password_length)
@@ -151,6 +157,8 @@ class Readiness(WireModel):
     ray: ComponentStatus
     serve: ComponentStatus
     gpu: ComponentStatus
+    # Reported, not required: presets and sample datasets still being registered after a start.
+    startup: ComponentStatus
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -222,6 +230,24 @@ class DatasetAccepted(WireModel):
     id: str
     status: DatasetStatus
     url: str
+
+
+UploadKind = Literal["model", "dataset", "dataset_metadata"]
+UPLOAD_ID_PATTERN = r"^[0-9a-f]{32}$"
+# The id of a finished resumable upload, as ``POST /api/v1/uploads`` gave it.
+UploadId = Annotated[str, Field(pattern=UPLOAD_ID_PATTERN, examples=["0f" * 16])]
+
+
+class UploadOut(WireModel):
+    """A resumable upload (``POST /api/v1/uploads``); its bytes go to ``url`` with ``PATCH``."""
+
+    id: str
+    url: str
+    kind: UploadKind
+    filename: str
+    length: int
+    offset: int
+    expires_at: str = Field(description="ISO-8601 UTC time it is deleted at unless bytes arrive")
 
 
 class DatasetOut(WireModel):

@@ -1,10 +1,11 @@
 """Readiness: the store, Ray and Serve are required; the GPU is reported, not required (the same
-jobs run on the CPU where there is none)."""
+jobs run on the CPU where there is none), and so are the start-up registrations of the presets
+and sample datasets (they take a while on a first start; the platform serves meanwhile)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from cvplatform.errors import CvpError
 from cvplatform.schemas import ComponentStatus, Readiness
@@ -31,14 +32,38 @@ async def _bounded(name: str, probe: Probe) -> ComponentStatus:
         return ComponentStatus(ok=False, detail=f"{name} check failed: {error}")
 
 
+def startup_status(
+    presets: Collection[str],
+    samples: Collection[str],
+    registered_presets: Collection[str],
+    registered_samples: Collection[str],
+) -> ComponentStatus:
+    """Whether the configured presets and sample datasets are listed yet, and which are not."""
+    parts, waiting = [], False
+    for noun, configured, registered in (
+        ("presets", presets, registered_presets),
+        ("sample datasets", samples, registered_samples),
+    ):
+        missing = [name for name in configured if name not in registered]
+        waiting = waiting or bool(missing)
+        part = f"{noun} {len(configured) - len(missing)} of {len(configured)} registered"
+        parts.append(f"{part} (not yet: {', '.join(missing)})" if missing else part)
+    return ComponentStatus(ok=not waiting, detail="; ".join(parts))
+
+
 async def gather_readiness(
-    store: StoreGateway, ray_probe: Probe, serve_probe: Probe, gpu_probe: Probe
+    store: StoreGateway,
+    ray_probe: Probe,
+    serve_probe: Probe,
+    gpu_probe: Probe,
+    startup_probe: Probe,
 ) -> Readiness:
-    store_status, ray_status, serve_status, gpu_status = await asyncio.gather(
+    store_status, ray_status, serve_status, gpu_status, startup = await asyncio.gather(
         _bounded("the store", lambda: probe_store(store)),
         _bounded("Ray", ray_probe),
         _bounded("Serve", serve_probe),
         _bounded("the GPU probe", gpu_probe),
+        _bounded("the start-up registrations", startup_probe),
     )
     ready = store_status.ok and ray_status.ok and serve_status.ok
     return Readiness(
@@ -47,4 +72,5 @@ async def gather_readiness(
         ray=ray_status,
         serve=serve_status,
         gpu=gpu_status,
+        startup=startup,
     )

@@ -191,6 +191,16 @@ def models_awaiting_conversion(db: sqlite_utils.Database) -> list[str]:
 # --- datasets --------------------------------------------------------------------------------
 
 
+def registered_presets(db: sqlite_utils.Database) -> set[str]:
+    rows = db.query("SELECT preset FROM models WHERE preset IS NOT NULL")
+    return {row["preset"] for row in rows}
+
+
+def registered_samples(db: sqlite_utils.Database) -> set[str]:
+    rows = db.query("SELECT sample FROM datasets WHERE sample IS NOT NULL")
+    return {row["sample"] for row in rows}
+
+
 def dataset_by_id(db: sqlite_utils.Database, dataset_id: str) -> DatasetRecord | None:
     row = _first(db, "SELECT * FROM datasets WHERE id = ?", [dataset_id])
     return None if row is None else DatasetRecord.from_row(row)

@@ -37,7 +37,7 @@ from tests.helpers import unique
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 USER_PASSWORD = "user-password-for-tests"
-_ADMIN_HASH = hash_password(ADMIN_PASSWORD, rounds=4)
+ADMIN_HASH = hash_password(ADMIN_PASSWORD, rounds=4)
 
 # Limits small enough that a test can pass each one at once (overridable per harness).
 MAX_MODEL_BYTES = 512 * 1024
@@ -148,7 +148,7 @@ class RecordedBackgroundWork:
 
 async def _ready() -> Readiness:
     up = ComponentStatus(ok=True, detail="in-process test harness")
-    return Readiness(status="ready", store=up, ray=up, serve=up, gpu=up)
+    return Readiness(status="ready", store=up, ray=up, serve=up, gpu=up, startup=up)
 
 
 @dataclass(frozen=True)
@@ -287,9 +287,20 @@ def _request_log(settings: Settings) -> Iterator[None]:
         handler.close()
 
 
-@asynccontextmanager
-async def in_process_api(data_dir: Path, **settings: Any) -> AsyncIterator[InProcessApi]:
-    """The API app on a fresh store in ``data_dir``, with the user ``admin`` already there.
+@dataclass(frozen=True)
+class InProcessPlatform:
+    """What the app runs on in-process: its settings and state, the store, the stand-ins."""
+
+    settings: Settings
+    state: PlatformState
+    store: InProcessStore
+    background: RecordedBackgroundWork
+    clock: SteppedClock
+
+
+@contextmanager
+def in_process_platform(data_dir: Path, **settings: Any) -> Iterator[InProcessPlatform]:
+    """A fresh store in ``data_dir`` with the user ``admin``, and the app's state over it.
 
     ``settings`` override :data:`TEST_SETTINGS` and the other defaults.
     """
@@ -302,7 +313,7 @@ async def in_process_api(data_dir: Path, **settings: Any) -> AsyncIterator[InPro
     )
     clock = SteppedClock()
     store = InProcessStore(config.db_path, clock)
-    store.run_sync("create_user", username="admin", password_hash=_ADMIN_HASH, role="admin")
+    store.run_sync("create_user", username="admin", password_hash=ADMIN_HASH, role="admin")
     store.calls.clear()
     background = RecordedBackgroundWork()
     state = PlatformState(
@@ -313,11 +324,25 @@ async def in_process_api(data_dir: Path, **settings: Any) -> AsyncIterator[InPro
         readiness=_ready,
         background=background,
     )
-    transport = httpx.ASGITransport(app=create_app(state))
     try:
         with _request_log(config):
-            async with httpx.AsyncClient(transport=transport, base_url="http://cvp.test") as http:
-                yield InProcessApi(config, state, store, background, clock, http)
+            yield InProcessPlatform(config, state, store, background, clock)
     finally:
         state.readers.close()
         store.close()
+
+
+@asynccontextmanager
+async def in_process_api(data_dir: Path, **settings: Any) -> AsyncIterator[InProcessApi]:
+    """The API app served over httpx's ASGI transport on :func:`in_process_platform`."""
+    with in_process_platform(data_dir, **settings) as running:
+        transport = httpx.ASGITransport(app=create_app(running.state))
+        async with httpx.AsyncClient(transport=transport, base_url="http://cvp.test") as http:
+            yield InProcessApi(
+                running.settings,
+                running.state,
+                running.store,
+                running.background,
+                running.clock,
+                http,
+            )

@@ -61,6 +61,8 @@ def route_table() -> list[tuple[str, str, GuardedRoute]]:
     table: list[tuple[str, str, GuardedRoute]] = []
     for route in guarded_routes(create_app(state)):
         path = re.sub(r"\{[^}]+\}", "999999", route.path)
-        methods = sorted((route.methods or set()) - {"HEAD"})
-        table.extend((method, path, route) for method in methods)
+        methods = set(route.methods or ())
+        if "GET" in methods:  # a GET route's implied HEAD is not a route of its own
+            methods.discard("HEAD")
+        table.extend((method, path, route) for method in sorted(methods))
     return table

@@ -20,6 +20,7 @@ from serve_apps.api.routes import (
     jobs,
     models,
     system,
+    uploads,
     users,
 )
 from serve_apps.api.state import PlatformState
@@ -31,6 +32,7 @@ ROUTERS = (
     users.router,
     models.router,
     datasets.router,
+    uploads.router,
     jobs.router,
     system.router,
     docs.router,
@@ -71,7 +73,10 @@ def create_app(state: PlatformState) -> FastAPI:
         BodyLimitMiddleware,
         default_limit=settings.max_request_bytes,
         limits_by_path=upload_limits,
+        # A PATCH of a resumable upload; its route holds it to the upload's declared length.
+        limits_by_prefix={f"{uploads.UPLOADS_PATH}/": uploads.largest_upload(settings)},
     )
+    app.add_middleware(uploads.TusResumableHeader)  # outside the body limit: its 413 too
     app.add_middleware(RequestContextMiddleware)  # outermost: added last
     app.openapi = lambda: _openapi_document(app)  # type: ignore[method-assign]
     guarded_routes(app)  # refuses to build if any route bypasses the guard

@@ -86,21 +86,35 @@ class RequestContextMiddleware:
 class BodyLimitMiddleware:
     """Refuse request bodies over the limit: at once by Content-Length, else while they stream.
 
-    The JSON API's limit is small; upload routes get theirs from ``limits_by_path``.
+    The JSON API's limit is small; upload routes get theirs from ``limits_by_path`` (exact
+    paths) or ``limits_by_prefix`` (paths under a prefix).
     """
 
     def __init__(
-        self, app: ASGIApp, default_limit: int, limits_by_path: dict[str, int] | None = None
+        self,
+        app: ASGIApp,
+        default_limit: int,
+        limits_by_path: dict[str, int] | None = None,
+        limits_by_prefix: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.limits_by_path = limits_by_path or {}
+        self.limits_by_prefix = limits_by_prefix or {}
+
+    def limit_of(self, path: str) -> int:
+        if path in self.limits_by_path:
+            return self.limits_by_path[path]
+        for prefix, limit in self.limits_by_prefix.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits_by_path.get(scope["path"], self.default_limit)
+        limit = self.limit_of(scope["path"])
         too_large = f"the request body is larger than the limit of {limit} bytes"
         declared = _content_length(scope)
         if declared is not None and declared > limit:

@@ -27,8 +27,10 @@ from cvplatform.schemas import ComponentStatus, Readiness
 from serve_apps.api.app import create_app
 from serve_apps.api.state import PlatformState
 from serve_apps.auth.tokens import load_or_create_secret
-from serve_apps.health import gather_readiness
+from serve_apps.health import gather_readiness, startup_status
+from store import queries
 from store.actor import StoreClient
+from store.connections import reading
 
 API_ACTOR_NAME = "cvp-api"
 log = logging.getLogger("cvp.api")
@@ -65,13 +67,20 @@ def _gpu_status() -> ComponentStatus:
     return ComponentStatus(ok=True, detail=report.detail)
 
 
-async def platform_readiness(store: StoreClient) -> Readiness:
-    # The probes block on Ray and NVML calls: keep them off the event loop.
+def _startup_status(settings: Settings) -> ComponentStatus:
+    with reading(settings.db_path) as reader:
+        presets, samples = queries.registered_presets(reader), queries.registered_samples(reader)
+    return startup_status(settings.preset_names, settings.sample_names, presets, samples)
+
+
+async def platform_readiness(settings: Settings, store: StoreClient) -> Readiness:
+    # The probes block on Ray, NVML and SQLite calls: keep them off the event loop.
     return await gather_readiness(
         store,
         partial(run_in_threadpool, _ray_status),
         partial(run_in_threadpool, _serve_status),
         partial(run_in_threadpool, _gpu_status),
+        partial(run_in_threadpool, _startup_status, settings),
     )
 
 
@@ -84,7 +93,7 @@ class ApiServer:
             store=store,
             jwt_secret=load_or_create_secret(settings.jwt_secret_path),
             clock=utc_now,
-            readiness=partial(platform_readiness, store),
+            readiness=partial(platform_readiness, settings, store),
             background=RayBackgroundWork(settings),
         )
         config = uvicorn.Config(

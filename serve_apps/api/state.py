@@ -1,4 +1,5 @@
-"""What every route can reach: settings, the store, the signing secret, the clock, the probes.
+"""What every route can reach: settings, the store, the signing secret, the clock, the probes,
+and what the API process keeps between requests (reader pool, credential cache, uploads).
 
 The app is built around one ``PlatformState``; the API server actor builds it with the real store
 actor and Ray-backed probes, and nothing in the routes knows where they come from.
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 from cvplatform.clock import Clock
 from cvplatform.config import Settings
 from cvplatform.schemas import Readiness
+from serve_apps.api.resumable import ResumableUploads
 from serve_apps.auth.credential_cache import CredentialCache, KeyUseThrottle
 from store.connections import ReaderPool
 from store.operations import AsyncStoreOperations
@@ -58,6 +60,7 @@ class PlatformState:
     readers: ReaderPool = field(init=False)
     credentials: CredentialCache = field(init=False)
     key_use: KeyUseThrottle = field(init=False)
+    uploads: ResumableUploads = field(init=False)
 
     def __post_init__(self) -> None:
         ttl = timedelta(seconds=self.settings.auth_cache_s)
@@ -65,6 +68,10 @@ class PlatformState:
         object.__setattr__(self, "readers", ReaderPool(self.settings.db_path))
         object.__setattr__(self, "credentials", CredentialCache(ttl, self.clock))
         object.__setattr__(self, "key_use", KeyUseThrottle(KEY_TOUCH_INTERVAL, self.clock))
+        uploads = ResumableUploads(
+            self.settings.staging_dir / "resumable", self.settings.upload_expiry_s, self.clock
+        )
+        object.__setattr__(self, "uploads", uploads)
 
 
 def platform(request: Request) -> PlatformState:

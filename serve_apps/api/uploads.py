@@ -1,8 +1,10 @@
-"""Multipart uploads streamed straight to disk: each file part is hashed and counted as it
-arrives and refused the moment it passes its limit; small text fields are kept in memory.
+"""Files arriving for a model or dataset, in the staging folder from where they are renamed into
+place: multipart uploads streamed straight to disk, or finished resumable uploads named in a JSON
+body (``take_finished``).
 
-Starlette's own form parser would first spool every file to a temporary file; this one writes
-each once, under the staging folder, from where it is renamed into place.
+Multipart: each file part is hashed and counted as it arrives and refused the moment it passes its
+limit; small text fields are kept in memory. Starlette's own form parser would first spool every
+file to a temporary file; this one writes each once.
 """
 
 from __future__ import annotations
@@ -13,13 +15,21 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from cvplatform.errors import InvalidInput, PayloadTooLarge
+from cvplatform.schemas import Principal, UploadKind
+from serve_apps.api.resumable import ResumableUploads
+from serve_apps.api.tus import check_finished
+
+Body = TypeVar("Body", bound=BaseModel)
 
 MAX_FIELD_BYTES = 64 * 1024
 _FLUSH_BYTES = 1024 * 1024
@@ -104,7 +114,7 @@ class _FormCollector:
         self.current: _FileSink | None = None
         self._staging_dir = staging_dir
         self._file_fields = file_fields
-        self._headers: dict[str, str] = {}
+        self._headers: dict[str, bytes] = {}
         self._header_name = b""
         self._header_value = b""
         self._field: tuple[str, bytearray] | None = None
@@ -120,11 +130,12 @@ class _FormCollector:
 
     def on_header_end(self) -> None:
         name = self._header_name.decode("latin-1").lower()
-        self._headers[name] = self._header_value.decode("utf-8", "replace")
+        # Kept as bytes: a UTF-8 file name is not latin-1, and the options parser reads bytes.
+        self._headers[name] = bytes(self._header_value)
         self._header_name, self._header_value = b"", b""
 
     def on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get("content-disposition", ""))
+        _, options = parse_options_header(self._headers.get("content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         if filename is None:
@@ -184,7 +195,10 @@ async def receive_upload(
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
-        raise InvalidInput("send the upload as multipart/form-data (curl -F file=@name ...)")
+        raise InvalidInput(
+            "send the upload as multipart/form-data (curl -F file=@name ...), or as "
+            "application/json naming a finished resumable upload (upload_id)"
+        )
     collector = _FormCollector(staging_dir, file_fields)
     parser = MultipartParser(options[b"boundary"], callbacks=collector.callbacks())  # type: ignore[arg-type]
     try:
@@ -210,3 +224,55 @@ async def receive_upload(
         raise
     collector.form.files = {name: sink.received for name, sink in collector.sinks.items()}
     return collector.form
+
+
+# --- finished resumable uploads, named in a JSON body ---------------------------------------
+
+
+def sends_json(request: Request) -> bool:
+    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    return content_type == b"application/json"
+
+
+async def read_json_body(request: Request, model: type[Body], limit: int) -> Body:
+    """A JSON body of at most ``limit`` bytes, validated as ``model`` (422 naming the fields)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the JSON body is larger than the limit of {limit} bytes")
+    try:
+        return model.model_validate_json(bytes(body))
+    except ValidationError as error:
+        issues = [{**issue, "loc": ("body", *issue["loc"])} for issue in error.errors()]
+        raise RequestValidationError(issues) from error
+
+
+def take_finished(
+    uploads: ResumableUploads,
+    principal: Principal,
+    wanted: dict[str, tuple[str, UploadKind]],
+    staging_dir: Path,
+) -> ReceivedForm:
+    """Move finished resumable uploads into ``staging_dir``, as if they had come as the file
+    parts of a multipart body: ``wanted`` maps a part's name to (upload id, kind it must be).
+
+    Every upload is checked before any is moved, so a refusal leaves them all in place.
+
+    Raises:
+        NotFound: no such upload, someone else's (unless the caller is an admin), or expired.
+        UploadIncomplete: an upload has not received all its bytes.
+        InvalidInput: an upload was created for another kind of file.
+    """
+    is_admin = principal.role == "admin"
+    records = {
+        name: uploads.find(upload_id, principal.user_id, is_admin)
+        for name, (upload_id, _) in wanted.items()
+    }
+    for name, record in records.items():
+        check_finished(record, wanted[name][1])
+    form = ReceivedForm()
+    for name, record in records.items():
+        path = uploads.take(record, staging_dir)
+        form.files[name] = ReceivedFile(path, record.filename, record.sha256 or "", record.length)
+    return form

@@ -134,9 +134,13 @@ async def test_form_fields_are_validated(api: InProcessApi, engineer: Caller) ->
     locations = [field["location"] for field in answer.json()["error"]["fields"]]
     assert locations == ["form.task_type", "form.num_classes"]
     not_multipart = await api.http.post(
-        "/api/v1/models", headers=engineer.headers, json={"name": "x"}
+        "/api/v1/models", headers=engineer.headers, data={"name": "x"}
     )
     assert not_multipart.status_code == 422 and "multipart" in not_multipart.text
+    # JSON names a finished resumable upload (tests/api/test_resumable_uploads.py).
+    no_upload = await api.http.post("/api/v1/models", headers=engineer.headers, json={"name": "x"})
+    locations = [field["location"] for field in error_of(no_upload)["fields"]]
+    assert locations == ["body.task_type", "body.upload_id"]
     assert await _model_count(api, engineer) == 0
 
 

@@ -26,11 +26,15 @@ class Machine:
         return f"http://127.0.0.1:{self.env['CVP_PORT']}"
 
     def cvp(
-        self, *args: str, stdin: str | None = None, timeout_s: float = 240
+        self,
+        *args: str,
+        stdin: str | None = None,
+        timeout_s: float = 240,
+        env: dict[str, str] | None = None,  # set over the machine's own
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [CVP, *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             cwd=ROOT,
             input=stdin,
             capture_output=True,

@@ -31,7 +31,7 @@ def test_ci_runs_make_test() -> None:
 def test_api_doc_covers_every_route() -> None:
     documented = set(
         re.findall(
-            r"^### (GET|POST|PUT|PATCH|DELETE) (\S+)$",
+            r"^### (GET|HEAD|OPTIONS|POST|PUT|PATCH|DELETE) (\S+)$",
             (ROOT / "docs" / "api.md").read_text(),
             flags=re.MULTILINE,
         )

@@ -48,6 +48,7 @@ PURE_MODULES = [
     "cvplatform.errors",
     "cvplatform.schemas",
     "cvplatform.client",
+    "cvplatform.client_uploads",
     "cvplatform.gpu",
     "cvplatform.jsonlog",
     "store.writer",
@@ -59,6 +60,8 @@ PURE_MODULES = [
     "serve_apps.auth.passwords",
     "serve_apps.auth.api_keys",
     "serve_apps.api.app",  # the management API builds without Ray
+    "serve_apps.api.resumable",
+    "serve_apps.api.tus",
     "actors.jobs.registry",
     "actors.jobs.reporter",
     "actors.jobs.scheduling",

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, status
 
 from cvplatform.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
+from serve_apps.api.params import KeyId
 from serve_apps.api.state import ReadDb, platform
 from serve_apps.auth.api_keys import generate_api_key
 from serve_apps.auth.policy import Action
@@ -36,7 +37,7 @@ async def list_api_keys(request: Request, db: ReadDb) -> list[ApiKeyOut]:
 
 
 @router.delete("/api/v1/auth/api-keys/{key_id}", **requires(Action.SELF))
-async def revoke_api_key(key_id: int, request: Request) -> ApiKeyOut:
+async def revoke_api_key(key_id: KeyId, request: Request) -> ApiKeyOut:
     """Revoke one of the caller's keys; requests with it are refused from now on."""
     state = platform(request)
     row = await state.ops.revoke_api_key(user_id=principal_of(request).user_id, key_id=key_id)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
 from actors.datasets.preprocess import cache_key
 from actors.datasets.storage import METADATA_TABLE, UPLOAD_ARCHIVE, UPLOAD_TABLE
+from cvplatform.config import Settings
 from cvplatform.errors import Conflict, InvalidInput, RecordNotFound
 from cvplatform.schemas import (
     DatasetAccepted,
@@ -24,11 +25,21 @@ from cvplatform.schemas import (
     PreprocessingOut,
     PreprocessRequest,
     TaskType,
+    UploadId,
+    UploadKind,
     WireModel,
 )
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
+from serve_apps.api.params import Limit, Offset
 from serve_apps.api.state import PlatformState, ReadDb, platform
-from serve_apps.api.uploads import FileField, ReceivedForm, receive_upload
+from serve_apps.api.uploads import (
+    FileField,
+    ReceivedForm,
+    read_json_body,
+    receive_upload,
+    sends_json,
+    take_finished,
+)
 from serve_apps.auth.policy import Action
 from store import queries
 from store.artifacts import resolve_inside
@@ -43,6 +54,21 @@ class DatasetUploadFields(WireModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=4000)
     task_type: TaskType
+
+
+class DatasetFromUpload(DatasetUploadFields):
+    """The JSON body that makes a dataset of finished resumable uploads (``/api/v1/uploads``)."""
+
+    upload_id: UploadId
+    metadata_upload_id: UploadId | None = None
+
+
+def upload_file_fields(settings: Settings) -> dict[str, FileField]:
+    """The files a dataset upload takes, multipart or resumable: size limits and name checks."""
+    return {
+        "file": FileField(settings.max_dataset_bytes, _dataset_file),
+        "metadata": FileField(MAX_METADATA_BYTES, _metadata_file, required=False),
+    }
 
 
 def _dataset_file(filename: str) -> None:
@@ -73,7 +99,8 @@ _MULTIPART_BODY = {
                     **DatasetUploadFields.model_json_schema()["properties"],
                 },
             }
-        }
+        },
+        "application/json": {"schema": DatasetFromUpload.model_json_schema()},
     },
 }
 
@@ -86,21 +113,32 @@ _MULTIPART_BODY = {
 )
 async def upload_dataset(request: Request) -> DatasetAccepted:
     """Upload a dataset (a ZIP, with an optional ``metadata`` CSV; or a CSV alone naming files
-    under the import directory). Validation then runs in the background."""
+    under the import directory). Validation then runs in the background.
+
+    Or make one of finished resumable uploads: ``application/json`` with ``upload_id`` (and
+    ``metadata_upload_id``) and the same fields."""
     state = platform(request)
     settings = state.settings
-    form = await receive_upload(
-        request,
-        settings.staging_dir,
-        {
-            "file": FileField(settings.max_dataset_bytes, _dataset_file),
-            "metadata": FileField(MAX_METADATA_BYTES, _metadata_file, required=False),
-        },
-    )
+    if sends_json(request):
+        form = await _take_finished_uploads(state, request)
+    else:
+        form = await receive_upload(request, settings.staging_dir, upload_file_fields(settings))
     try:
         return await _accept(state, request, form)
     finally:
         form.discard()
+
+
+async def _take_finished_uploads(state: PlatformState, request: Request) -> ReceivedForm:
+    settings = state.settings
+    body = await read_json_body(request, DatasetFromUpload, settings.max_request_bytes)
+    wanted: dict[str, tuple[str, UploadKind]] = {"file": (body.upload_id, "dataset")}
+    if body.metadata_upload_id is not None:
+        wanted["metadata"] = (body.metadata_upload_id, "dataset_metadata")
+    form = take_finished(state.uploads, principal_of(request), wanted, settings.staging_dir)
+    fields = body.model_dump(exclude={"upload_id", "metadata_upload_id"}, exclude_none=True)
+    form.fields = {name: str(value) for name, value in fields.items()}
+    return form
 
 
 async def _accept(state: PlatformState, request: Request, form: ReceivedForm) -> DatasetAccepted:
@@ -175,8 +213,8 @@ async def list_datasets(
     db: ReadDb,
     task_type: TaskType | None = None,
     status: DatasetStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> DatasetPage:
     filters = {"task_type": task_type, "status": status}
     page = queries.list_datasets(db, {k: v for k, v in filters.items() if v}, limit, offset)

@@ -9,14 +9,15 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import Response, StreamingResponse
 
 from cvplatform.errors import Conflict, InvalidInput
 from cvplatform.schemas import ErrorBody, JobOut, JobPage, JobStatus, TrainingRequest
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
+from serve_apps.api.params import LastEventId, Limit, Offset
 from serve_apps.api.state import ReadDb, platform
 from serve_apps.auth.policy import Action
 from store import queries
@@ -97,8 +98,8 @@ async def list_jobs(
     kind: str | None = None,
     model_id: str | None = None,
     dataset_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> JobPage:
     filters = {"status": status, "kind": kind, "model_id": model_id, "dataset_id": dataset_id}
     page = queries.list_jobs(db, {k: v for k, v in filters.items() if v}, limit, offset)
@@ -136,15 +137,16 @@ def _event(kind: str, data: Any, event_id: int | None = None) -> str:
     responses={200: {"content": {"text/event-stream": {}}}},
     **requires(Action.RESOURCES_READ),
 )
-async def job_events(job_id: str, request: Request, db: ReadDb) -> StreamingResponse:
+async def job_events(
+    job_id: str, request: Request, db: ReadDb, last_event_id: LastEventId = 0
+) -> StreamingResponse:
     """Server-sent events as they happen: ``epoch`` (the figures of each finished epoch),
     ``phase``, ``progress`` (the step counter), ``status``, and a last ``end``. Resumes after
     ``Last-Event-ID``."""
     queries.required(queries.job_by_id, db, job_id, "job")
-    after = int(request.headers.get("last-event-id", "0") or 0)
     db_path = platform(request).settings.db_path
     return StreamingResponse(
-        _stream(db_path, job_id, after),
+        _stream(db_path, job_id, last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +18,7 @@ from actors.models.formats import (
     detect_source_format,
     framework_of,
 )
+from cvplatform.config import Settings
 from cvplatform.errors import MissingExtra
 from cvplatform.schemas import (
     ErrorBody,
@@ -27,11 +28,21 @@ from cvplatform.schemas import (
     ModelPage,
     ModelStatus,
     TaskType,
+    UploadId,
+    UploadKind,
     WireModel,
 )
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
+from serve_apps.api.params import Limit, Offset
 from serve_apps.api.state import PlatformState, ReadDb, platform
-from serve_apps.api.uploads import FileField, ReceivedFile, receive_upload
+from serve_apps.api.uploads import (
+    FileField,
+    ReceivedFile,
+    read_json_body,
+    receive_upload,
+    sends_json,
+    take_finished,
+)
 from serve_apps.auth.policy import Action
 from store import queries
 from store.artifacts import resolve_inside
@@ -48,6 +59,9 @@ def _comma_list(value: object) -> object:
     return value
 
 
+GraphName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class ModelUploadFields(WireModel):
     """The form fields that travel with the file."""
 
@@ -57,12 +71,24 @@ class ModelUploadFields(WireModel):
     architecture: str | None = Field(None, max_length=200)
     num_classes: int | None = Field(None, ge=1, le=100_000)
     input_shape: list[Annotated[int, Field(ge=1, le=16384)]] | None = Field(None, max_length=4)
-    input_names: list[str] | None = None
-    output_names: list[str] | None = None
+    # A frozen TensorFlow graph (.pb) needs both: its input and output tensor names.
+    input_names: list[GraphName] | None = Field(None, max_length=64)
+    output_names: list[GraphName] | None = Field(None, max_length=64)
 
     _lists = field_validator("input_shape", "input_names", "output_names", mode="before")(
         _comma_list
     )
+
+
+class ModelFromUpload(ModelUploadFields):
+    """The JSON body that makes a model of a finished resumable upload (``/api/v1/uploads``)."""
+
+    upload_id: UploadId
+
+
+def upload_file_fields(settings: Settings) -> dict[str, FileField]:
+    """The file a model upload takes, multipart or resumable: its size limit and name check."""
+    return {"file": FileField(settings.max_model_bytes, check_upload_filename)}
 
 
 def _parse_fields(fields: dict[str, str]) -> ModelUploadFields:
@@ -76,6 +102,24 @@ def _parse_fields(fields: dict[str, str]) -> ModelUploadFields:
         ) from error
 
 
+# In a form, a list travels as one comma-separated field (``input_shape=3,224,224``).
+_FORM_LISTS = {
+    "input_shape": {
+        "type": "string",
+        "pattern": r"^[1-9][0-9]{0,3}(,[1-9][0-9]{0,3}){0,3}$",
+        "description": "C,H,W (or more dimensions, up to 4), comma-separated",
+        "examples": ["3,224,224"],
+    },
+    **{
+        names: {
+            "type": "string",
+            "pattern": r"^[^,]{1,200}(,[^,]{1,200}){0,63}$",
+            "description": f"{names.split('_')[0]} tensor names, comma-separated (for a .pb)",
+        }
+        for names in ("input_names", "output_names")
+    },
+}
+
 _MULTIPART_BODY = {
     "required": True,
     "content": {
@@ -86,9 +130,11 @@ _MULTIPART_BODY = {
                 "properties": {
                     "file": {"type": "string", "format": "binary"},
                     **ModelUploadFields.model_json_schema()["properties"],
+                    **_FORM_LISTS,
                 },
             }
-        }
+        },
+        "application/json": {"schema": ModelFromUpload.model_json_schema()},
     },
 }
 
@@ -100,21 +146,32 @@ _MULTIPART_BODY = {
     **requires(Action.RESOURCES_UPLOAD, requestBody=_MULTIPART_BODY),
 )
 async def upload_model(request: Request) -> ModelAccepted:
-    """Upload a model (.onnx, .pt/.pth, .h5, .pb, zipped SavedModel) as multipart/form-data.
+    """Upload a model (.onnx, .pt/.pth, .h5, .pb, zipped SavedModel) as multipart/form-data, or
+    make one of a finished resumable upload: ``application/json`` with ``upload_id`` and the same
+    fields.
 
     The answer comes once the file is on disk; validation and conversion to ONNX then run in the
     background: follow ``status`` (``uploaded → converting → ready | invalid | failed``).
     """
     state = platform(request)
     settings = state.settings
-    form = await receive_upload(
-        request,
-        settings.staging_dir,
-        {"file": FileField(settings.max_model_bytes, check_upload_filename)},
-    )
+    if sends_json(request):
+        return await _accept_finished_upload(state, request)
+    form = await receive_upload(request, settings.staging_dir, upload_file_fields(settings))
     try:
         fields = _parse_fields(form.fields)
         return await _accept(state, request, form.files["file"], fields)
+    finally:
+        form.discard()
+
+
+async def _accept_finished_upload(state: PlatformState, request: Request) -> ModelAccepted:
+    settings = state.settings
+    body = await read_json_body(request, ModelFromUpload, settings.max_request_bytes)
+    wanted: dict[str, tuple[str, UploadKind]] = {"file": (body.upload_id, "model")}
+    form = take_finished(state.uploads, principal_of(request), wanted, settings.staging_dir)
+    try:
+        return await _accept(state, request, form.files["file"], body)
     finally:
         form.discard()
 
@@ -219,8 +276,8 @@ async def list_models(
     task_type: TaskType | None = None,
     framework: Framework | None = None,
     status: ModelStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> ModelPage:
     """Presets and uploads, newest first; filter by task type, framework and status."""
     filters = {"task_type": task_type, "framework": framework, "status": status}

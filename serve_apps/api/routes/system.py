@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from cvplatform.schemas import AlertOut, AuditEntry
 from serve_apps.api.guard import GuardedRoute, requires
+from serve_apps.api.params import LogLimit, Offset, UserFilter
 from serve_apps.api.state import ReadDb, platform
 from serve_apps.auth.policy import Action
 from store import queries
@@ -18,9 +19,9 @@ router = APIRouter(route_class=GuardedRoute, tags=["system"])
 @router.get("/api/v1/audit", **requires(Action.SYSTEM_MONITOR))
 async def list_audit_entries(
     db: ReadDb,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    user_id: int | None = None,
+    limit: LogLimit = 100,
+    offset: Offset = 0,
+    user_id: UserFilter = None,
 ) -> list[AuditEntry]:
     """Newest first: every state change and every denied request."""
     return [AuditEntry(**row) for row in queries.audit_entries(db, limit, offset, user_id)]
@@ -29,8 +30,8 @@ async def list_audit_entries(
 @router.get("/api/v1/alerts", **requires(Action.SYSTEM_MONITOR))
 async def list_alerts(
     db: ReadDb,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: LogLimit = 100,
+    offset: Offset = 0,
 ) -> list[AlertOut]:
     """Newest first: a full GPU queue, and (later) inference queue, error rate, database alerts."""
     return [AlertOut(**row) for row in queries.list_alerts(db, limit, offset)]

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cvplatform.schemas import ErrorBody, RoleChange, UserCreate, UserOut
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
+from serve_apps.api.params import UserId
 from serve_apps.api.state import ReadDb, platform
 from serve_apps.auth.passwords import hash_password
 from serve_apps.auth.policy import Action
@@ -48,14 +49,14 @@ async def list_users(db: ReadDb) -> list[UserOut]:
 
 
 @router.get("/api/v1/users/{user_id}", **requires(Action.USERS_MANAGE))
-async def get_user(user_id: int, db: ReadDb) -> UserOut:
+async def get_user(user_id: UserId, db: ReadDb) -> UserOut:
     return UserOut.model_validate(
         as_dict(queries.required(queries.user_by_id, db, user_id, "user"))
     )
 
 
 @router.patch("/api/v1/users/{user_id}", responses=_CONFLICT, **requires(Action.USERS_MANAGE))
-async def set_user_role(user_id: int, body: RoleChange, request: Request) -> UserOut:
+async def set_user_role(user_id: UserId, body: RoleChange, request: Request) -> UserOut:
     """Change a user's role; it applies to their very next request. The last admin stays."""
     state = platform(request)
     row = await state.ops.set_role(user_id=user_id, role=body.role)
@@ -70,7 +71,7 @@ async def set_user_role(user_id: int, body: RoleChange, request: Request) -> Use
     responses=_CONFLICT,
     **requires(Action.USERS_MANAGE),
 )
-async def delete_user(user_id: int, request: Request) -> None:
+async def delete_user(user_id: UserId, request: Request) -> None:
     """Delete a user with their sessions and API keys. The last admin cannot be deleted."""
     state = platform(request)
     row = await state.ops.delete_user(user_id=user_id)
