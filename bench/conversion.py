@@ -158,7 +158,7 @@ def main() -> None:
         print(json.dumps(convert_preset(options.convert_preset)))
         return
     presets = []
-    for key in options.presets.split(","):
+    for key in filter(None, options.presets.split(",")):  # --presets "": the upload only
         child = subprocess.run(
             [sys.executable, __file__, "--convert-preset", key],
             capture_output=True,

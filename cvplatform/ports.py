@@ -60,9 +60,10 @@ def holder_of(port: int) -> str | None:
             if connection.pid is None:
                 return None
             try:
-                command = " ".join(psutil.Process(connection.pid).cmdline()[:3])
+                words = psutil.Process(connection.pid).cmdline()[:3]
             except psutil.Error:
                 return f"pid {connection.pid}"
+            command = " ".join(word for word in words if word)
             return f"pid {connection.pid} ({command[:80]})"
     return None
 
