@@ -1,19 +1,15 @@
 """Resumable uploads (tus 1.0.0 under /api/v1/uploads), in-process: create, HEAD, PATCH, the
-protocol's refusals, who may touch an upload, expiry, and models and datasets made of finished
-uploads. The SDK's side, over real HTTP with a dropped connection, is test_resumable_sdk.py.
+protocol's refusals, who may touch an upload, expiry and termination. Models and datasets made of
+finished uploads are test_resumable_to_resources.py; the SDK's side, over real HTTP with a dropped
+connection, test_resumable_sdk.py.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
-import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from cvplatform.errors import (
@@ -25,9 +21,20 @@ from cvplatform.errors import (
     PermissionDenied,
     TusVersionUnsupported,
     UnsupportedMediaType,
-    UploadIncomplete,
 )
 from serve_apps.api.routes.datasets import MAX_METADATA_BYTES
+from tests.api.tus_kit import (
+    OFFSET_BYTES,
+    ONNX_BYTES,
+    TUS,
+    create,
+    created_url,
+    head,
+    metadata,
+    model_from,
+    patch,
+    resumable_files,
+)
 from tests.api_harness import (
     MAX_DATASET_BYTES,
     MAX_MODEL_BYTES,
@@ -36,83 +43,8 @@ from tests.api_harness import (
     error_of,
     in_process_api,
 )
-from tests.helpers import unique
 
 pytestmark = pytest.mark.anyio
-
-TUS = {"Tus-Resumable": "1.0.0"}
-OFFSET_BYTES = "application/offset+octet-stream"
-# The upload does not look inside an .onnx file: the conversion does, in the background.
-ONNX_BYTES = b"\x08\x08\x12\x07pytorch" + bytes(range(256)) * 40
-
-
-def metadata(**values: str) -> str:
-    return ",".join(
-        f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items()
-    )
-
-
-async def create(
-    api: InProcessApi,
-    caller: Caller,
-    length: int,
-    filename: str = "tiny.onnx",
-    kind: str = "model",
-    **headers: str,
-) -> httpx.Response:
-    return await api.http.post(
-        "/api/v1/uploads",
-        headers={
-            **caller.headers,
-            **TUS,
-            "Upload-Length": str(length),
-            "Upload-Metadata": metadata(filename=filename, kind=kind),
-            **headers,
-        },
-    )
-
-
-async def created_url(api: InProcessApi, caller: Caller, content: bytes, **options: str) -> str:
-    answer = await create(api, caller, len(content), **options)
-    assert answer.status_code == 201, answer.text
-    url: str = answer.headers["location"]
-    return url
-
-
-async def patch(
-    api: InProcessApi,
-    caller: Caller,
-    url: str,
-    offset: int,
-    content: bytes | AsyncIterator[bytes],
-    content_type: str = OFFSET_BYTES,
-) -> httpx.Response:
-    headers = {**caller.headers, **TUS, "Upload-Offset": str(offset), "Content-Type": content_type}
-    return await api.http.patch(url, content=content, headers=headers)
-
-
-async def head(api: InProcessApi, caller: Caller, url: str) -> httpx.Response:
-    return await api.http.head(url, headers={**caller.headers, **TUS})
-
-
-async def uploaded(api: InProcessApi, caller: Caller, content: bytes, **options: str) -> str:
-    """A finished upload's id."""
-    url = await created_url(api, caller, content, **options)
-    answer = await patch(api, caller, url, 0, content)
-    assert answer.status_code == 204, answer.text
-    return url.rsplit("/", 1)[-1]
-
-
-async def model_from(
-    api: InProcessApi, caller: Caller, upload_id: str, **fields: Any
-) -> httpx.Response:
-    body = {"upload_id": upload_id, "name": unique("resumed"), "task_type": "classification"}
-    return await api.http.post("/api/v1/models", json={**body, **fields}, headers=caller.headers)
-
-
-def resumable_files(api: InProcessApi) -> list[str]:
-    folder = api.settings.staging_dir / "resumable"
-    return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
 
 
 async def test_options_say_what_the_server_speaks(api: InProcessApi) -> None:
@@ -375,73 +307,6 @@ async def _expire(api: InProcessApi, engineer: Caller, expiry_s: float) -> None:
     api.clock.advance(expiry_s)
     assert (await head(api, engineer, active)).status_code == 404
     assert not any(name.startswith(active_id) for name in resumable_files(api))
-
-
-async def test_an_unfinished_upload_makes_nothing(api: InProcessApi, engineer: Caller) -> None:
-    url = await created_url(api, engineer, ONNX_BYTES)
-    await patch(api, engineer, url, 0, ONNX_BYTES[:100])
-    answer = await model_from(api, engineer, url.rsplit("/", 1)[-1])
-    assert answer.status_code == 409
-    assert f"100 of {len(ONNX_BYTES)} bytes" in error_of(answer, UploadIncomplete)["message"]
-    assert (await head(api, engineer, url)).headers["upload-offset"] == "100"
-    assert api.background.submitted == []
-
-
-async def test_invalid_fields_or_kind_leave_the_upload_in_place(
-    api: InProcessApi, engineer: Caller
-) -> None:
-    upload_id = await uploaded(api, engineer, ONNX_BYTES)
-    invalid = await model_from(api, engineer, upload_id, task_type="segmentation")
-    assert invalid.status_code == 422
-    assert error_of(invalid)["code"] == "validation_error"
-    not_json = await api.http.post(
-        "/api/v1/models",
-        content=b"{",
-        headers={**engineer.headers, "Content-Type": "application/json"},
-    )
-    assert error_of(not_json)["code"] == "malformed_json"
-    as_dataset = await api.http.post(
-        "/api/v1/datasets",
-        json={"upload_id": upload_id, "name": unique("d"), "task_type": "classification"},
-        headers=engineer.headers,
-    )
-    assert as_dataset.status_code == 422
-    assert "created for a model" in error_of(as_dataset, InvalidInput)["message"]
-    assert (await model_from(api, engineer, upload_id)).status_code == 202
-
-
-async def test_a_dataset_from_an_archive_and_a_table(api: InProcessApi, engineer: Caller) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("cat/1.png", b"not really a png")
-    table = b"path,label\ncat/1.png,cat\n"
-    archive_id = await uploaded(
-        api, engineer, buffer.getvalue(), filename="pets.zip", kind="dataset"
-    )
-    table_id = await uploaded(api, engineer, table, filename="labels.csv", kind="dataset_metadata")
-    answer = await api.http.post(
-        "/api/v1/datasets",
-        json={
-            "upload_id": archive_id,
-            "metadata_upload_id": table_id,
-            "name": unique("pets"),
-            "task_type": "classification",
-        },
-        headers=engineer.headers,
-    )
-    assert answer.status_code == 202, answer.text
-    dataset_id = answer.json()["id"]
-    assert api.background.submitted == [("validate_dataset", dataset_id)]
-    dataset = (await api.http.get(answer.json()["url"], headers=engineer.headers)).json()
-    source = dataset["source"]
-    assert (source["filename"], source["sha256"], source["size_bytes"]) == (
-        "pets.zip",
-        hashlib.sha256(buffer.getvalue()).hexdigest(),
-        len(buffer.getvalue()),
-    )
-    folder = api.settings.artifacts_dir / "datasets" / dataset_id
-    assert sorted(path.name for path in folder.iterdir()) == ["metadata.csv", "upload.zip"]
-    assert resumable_files(api) == []
 
 
 async def test_termination_deletes_the_bytes(api: InProcessApi, engineer: Caller) -> None:
