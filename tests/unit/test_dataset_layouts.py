@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,8 @@ from actors.datasets.validate import check_candidates
 from actors.jobs.registry import run_to_end
 from cvplatform.config import Settings
 from store import queries
-from store.writer import StoreWriter
 from tests import datasets_kit as kit
-from tests.jobs_kit import WriterStore, reporter_for, settings_in
+from tests.jobs_kit import WriterStore, reporter_for
 
 FRAMES = 4  # each toy video: 64x48, 4 frames
 
@@ -283,18 +281,6 @@ def test_yolo_class_names_in_a_split_folder_are_found(tmp_path: Path) -> None:
 
 
 # --- the real validation job, in-process -------------------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[WriterStore]:
-    writer = StoreWriter(tmp_path / "data" / "cvp.db")
-    yield WriterStore(writer)
-    writer.close()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return settings_in(tmp_path / "data")
 
 
 def test_validation_of_the_issue_zip_ends_ready_with_every_frame_and_box(

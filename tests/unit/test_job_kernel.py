@@ -18,7 +18,6 @@ from actors.jobs.scheduling import QueuedJob, RunningJob, Start, gpu_share_per_s
 from cvplatform.config import Settings
 from cvplatform.errors import InvalidInput
 from store import queries
-from store.writer import StoreWriter
 from tests import datasets_kit
 from tests.jobs_kit import Submitted, WriterStore, reporter_for, settings_in
 
@@ -95,18 +94,6 @@ def echo_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(registry.KINDS, "echo", kind)
     ENDS.clear()
     yield
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[WriterStore]:
-    writer = StoreWriter(tmp_path / "data" / "cvp.db")
-    yield WriterStore(writer)
-    writer.close()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return settings_in(tmp_path / "data")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ which shape was tried and which field to set."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,8 @@ from cvplatform.config import Settings
 from cvplatform.errors import InvalidModel
 from store import queries
 from store.records import ModelRecord
-from store.writer import StoreWriter
 from tests import models_kit
-from tests.jobs_kit import WriterStore, reporter_for, settings_in
+from tests.jobs_kit import WriterStore, reporter_for
 
 
 def _scripted(module: object, path: Path) -> Path:
@@ -111,18 +109,6 @@ def test_with_input_shape_given_nothing_is_assumed(tmp_path: Path) -> None:
 
 
 # --- through the conversion job, on a real store -----------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[WriterStore]:
-    writer = StoreWriter(tmp_path / "data" / "cvp.db")
-    yield WriterStore(writer)
-    writer.close()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return settings_in(tmp_path / "data")
 
 
 def _converted(settings: Settings, store: WriterStore, make: object) -> ModelRecord:
