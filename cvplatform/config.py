@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535, description="management API port")
     serve_port: int = Field(8000, ge=1, le=65535, description="Ray Serve prediction port")
     dashboard_port: int = Field(8265, ge=1, le=65535, description="Ray dashboard port")
+    dashboard_host: str = Field(
+        "127.0.0.1",
+        description="Ray dashboard interface; it can run code, so it stays local unless set",
+    )
     log_level: LogLevel = "INFO"
     log_max_bytes: int = Field(10 * MIB, ge=4096, description="size at which a log file rotates")
     log_backups: int = Field(5, ge=1, description="rotated log files kept")
@@ -49,8 +53,18 @@ class Settings(BaseSettings):
     session_hours: float = Field(24.0, gt=0, description="lifetime of a login token")
     admin_password: SecretStr | None = Field(None, description="first admin's password")
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor")
-    login_max_failures: int = Field(5, ge=1, description="failed logins before a lockout")
-    login_lockout_s: float = Field(900.0, ge=1, description="how long a lockout lasts")
+    login_max_failures: int = Field(
+        5, ge=1, description="failed logins from one address for one name before it backs off"
+    )
+    login_lockout_s: float = Field(
+        900.0, ge=1, description="how long one address waits for one name after those failures"
+    )
+    login_per_address_per_minute: float = Field(
+        30.0, gt=0, description="login attempts one client address may make per minute"
+    )
+    login_global_per_minute: float = Field(
+        600.0, gt=0, description="login attempts the API checks per minute, all addresses"
+    )
     auth_cache_s: float = Field(
         2.0,
         ge=0,
@@ -59,7 +73,29 @@ class Settings(BaseSettings):
         "the API applies at once, one made elsewhere (the CLI) within this time",
     )
     max_request_bytes: int = Field(MIB, ge=1024, description="JSON request body limit")
+    max_multipart_fields: int = Field(32, ge=4, description="fields in one multipart upload")
+    max_part_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="header bytes of one multipart part"
+    )
+    disk_reserve_mb: int = Field(
+        512, ge=0, description="free space an upload must leave on the data disk (else 507)"
+    )
     store_busy_timeout_s: float = Field(5.0, gt=0, description="wait for SQLite's write lock")
+    store_call_timeout_s: float = Field(
+        30.0, gt=0, description="how long the API waits for the store actor before a 503"
+    )
+    conversion_timeout_s: float = Field(
+        600.0, gt=0, description="wall-clock limit of one model conversion and parity check"
+    )
+    conversion_memory_mb: int = Field(
+        8192, ge=256, description="memory limit of a conversion's sandboxed process"
+    )
+    conversion_cpu_s: int = Field(
+        1800, ge=10, description="CPU-time limit of a conversion's sandboxed process"
+    )
+    audit_retention_days: float = Field(
+        90.0, gt=0, description="audit rows older than this are purged once a day"
+    )
     max_model_bytes: int = Field(1024 * MIB, ge=1, description="largest model upload")
     max_extract_bytes: int = Field(
         20 * 1024 * MIB, ge=1, description="most bytes an uploaded archive may unpack to"

@@ -54,6 +54,13 @@ class QueueFull(CvpError):
     code = "queue_full"
 
 
+class InsufficientStorage(CvpError):
+    """Taking the upload would leave the data disk with less than its configured reserve."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
 class PayloadTooLarge(CvpError):
     status = 413
     code = "payload_too_large"
@@ -66,6 +73,12 @@ class InvalidModel(InvalidInput):
     """The file is not a model this platform can take, or it does not fit its task type."""
 
     code = "invalid_model"
+
+
+class UnsafeModel(InvalidModel):
+    """The upload's graph uses an operation that can reach the server (files, network, Python)."""
+
+    code = "unsafe_model"
 
 
 class MissingExtra(InvalidInput):
@@ -156,6 +169,10 @@ class TokenRevoked(AuthError):
     code = "token_revoked"
 
 
+class ApiKeyExpired(AuthError):
+    code = "api_key_expired"
+
+
 class LoginLocked(AuthError):
     """Too many failed logins for this user name; it is locked until the time in the message."""
 
@@ -173,6 +190,12 @@ class LoginLocked(AuthError):
 class PermissionDenied(CvpError):
     status = 403
     code = "forbidden"
+
+
+class WrongPassword(PermissionDenied):
+    """A password change whose old password is not the user's."""
+
+    code = "wrong_password"
 
 
 # --- the store ------------------------------------------------------------------------------

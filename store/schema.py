@@ -198,11 +198,21 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_at ON alerts(at);
 """
 
+_V5_SECURITY = """
+-- An API key may expire (NULL: never).
+ALTER TABLE api_keys ADD COLUMN expires_at TEXT;
+-- A row may stand for several equal events (repeated failed logins from one address in one
+-- minute): how many, and the client address they came from.
+ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE audit_log ADD COLUMN address TEXT;
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "accounts, audit log, artifacts", _V1_ACCOUNTS),
     Migration(2, "models", _V2_MODELS),
     Migration(3, "datasets and their preprocessing cache", _V3_DATASETS),
     Migration(4, "jobs, job events, alerts", _V4_JOBS),
+    Migration(5, "API key expiry, audit counts and addresses", _V5_SECURITY),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

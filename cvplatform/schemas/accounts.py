@@ -99,6 +99,8 @@ class AuditEntry(WireModel):
         description="the HTTP status the action ended with (0 for an operator's `cvp` command)"
     )
     detail: str | None
+    count: int = Field(1, description="equal events this row stands for (repeated failed logins)")
+    address: str | None = Field(None, description="the client address, where it was recorded")
 
 
 class Liveness(WireModel):
