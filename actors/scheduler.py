@@ -22,6 +22,7 @@ from actors.jobs.scheduling import QueuedJob, RunningJob, Start, next_starts
 from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
 from cvplatform.jsonlog import configure_logging
+from cvplatform.scrub import platform_scrubber
 from store.actor import StoreClient
 from store.connections import reading
 from store.operations import AsyncStoreOperations
@@ -76,6 +77,7 @@ class Scheduler:
     ) -> None:
         configure_logging(settings, "scheduler")
         self._slots = settings.gpu_slots
+        self._scrub = platform_scrubber(settings)
         self._store, self._gpus = store, gpus
         self._queue, self._launch, self._record_death = queue, launch, record_death
         # job id -> slots held; an earlier life's jobs are adopted with the one slot they hold.
@@ -136,7 +138,7 @@ class Scheduler:
             await self._store.finish_job(
                 job_id=job.subject_id,
                 status="failed",
-                error=f"the scheduler could not start it: {error}",
+                error=self._scrub(f"the scheduler could not start it: {error}"),
             )
             return False
         log.info("started job %s (%s)", job.subject_id, job.name)

@@ -218,18 +218,18 @@ def _create_and_revoke_key(token: str) -> Call:
 
 
 def start_platform(data_dir: Path) -> tuple[str, Any]:
-    import ray
-
     from cvplatform import RAY_NAMESPACE
     from cvplatform.bootstrap import ensure_first_admin
     from cvplatform.config import Settings
     from serve_apps.api.server import start_api_actor
-    from store.actor import StoreClient, start_store_actor
+    from store.actor import StoreClient, init_ray_with_store_secret, start_store_actor
 
     settings = Settings(
         data_dir=data_dir, port=free_port(), admin_password=ADMIN_PASSWORD, presets="", samples=""
     )
-    ray.init(address="local", namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False)
+    init_ray_with_store_secret(
+        address="local", namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False
+    )
     store_actor = start_store_actor(settings)
     ensure_first_admin(settings, StoreClient(store_actor))
     api_actor = start_api_actor(settings)

@@ -77,7 +77,7 @@ def upload_throughput(megabytes: int) -> dict[str, Any]:
     from cvplatform.client import Client
     from cvplatform.config import Settings
     from serve_apps.api.server import start_api_actor
-    from store.actor import StoreClient, start_store_actor
+    from store.actor import StoreClient, init_ray_with_store_secret, start_store_actor
     from tests.helpers import free_port
 
     with tempfile.TemporaryDirectory(dir=ROOT) as scratch:
@@ -98,7 +98,7 @@ def upload_throughput(megabytes: int) -> dict[str, Any]:
         synced_copy_mb_s = megabytes / (time.perf_counter() - started)
         (root / "copy.onnx").unlink()
 
-        ray.init(
+        init_ray_with_store_secret(
             address="local", namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False
         )
         # Chosen after Ray started, so that none of Ray's own servers has taken the port.

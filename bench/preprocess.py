@@ -84,11 +84,11 @@ def through_platform(archive: Path) -> dict[str, Any]:
     from cvplatform.client import Client
     from cvplatform.config import Settings
     from serve_apps.api.server import start_api_actor
-    from store.actor import StoreClient, start_store_actor
+    from store.actor import StoreClient, init_ray_with_store_secret, start_store_actor
     from tests.helpers import free_port
 
     with tempfile.TemporaryDirectory() as scratch:
-        ray.init(
+        init_ray_with_store_secret(
             address="local", namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False
         )
         settings = Settings(

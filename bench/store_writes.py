@@ -22,7 +22,7 @@ import ray
 
 from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
-from store.actor import start_store_actor
+from store.actor import init_ray_with_store_secret, platform_store_secret, start_store_actor
 from store.writer import StoreWriter
 
 ROW = {"action": "bench", "resource": "POST /bench", "result": 200, "detail": "x" * 40}
@@ -65,14 +65,15 @@ def actor_one_at_a_time(actor: object, writes: int) -> tuple[float, list[float]]
     started = time.perf_counter()
     for _ in range(writes):
         sent = time.perf_counter()
-        ray.get(actor.call.remote("append_audit", ROW))  # type: ignore[attr-defined]
+        ray.get(actor.call.remote("append_audit", ROW, platform_store_secret()))  # type: ignore[attr-defined]
         latencies.append(time.perf_counter() - sent)
     return writes / (time.perf_counter() - started), latencies
 
 
 def actor_pipelined(actor: object, writes: int) -> float:
     started = time.perf_counter()
-    ray.get([actor.call.remote("append_audit", ROW) for _ in range(writes)])  # type: ignore[attr-defined]
+    secret = platform_store_secret()
+    ray.get([actor.call.remote("append_audit", ROW, secret) for _ in range(writes)])  # type: ignore[attr-defined]
     return writes / (time.perf_counter() - started)
 
 
@@ -84,7 +85,7 @@ def main() -> None:
         root = Path(scratch)
         baseline = direct_sqlite(root / "baseline.db", writes)
         in_process = writer_in_process(root / "writer.db", writes)
-        ray.init(
+        init_ray_with_store_secret(
             address="local", namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False
         )
         try:

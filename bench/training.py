@@ -102,14 +102,14 @@ def through_platform(architecture: str, epochs: int, scratch: Path) -> dict[str,
     from cvplatform.client import Client
     from cvplatform.config import Settings
     from serve_apps.api.server import start_api_actor
-    from store.actor import StoreClient, start_store_actor
+    from store.actor import StoreClient, init_ray_with_store_secret, start_store_actor
     from tests.helpers import free_port
 
     torch.manual_seed(0)
     torch.save(
         models.get_model(architecture, weights=None, num_classes=10).state_dict(), scratch / "m.pth"
     )
-    ray.init(
+    init_ray_with_store_secret(
         address="local",
         namespace=RAY_NAMESPACE,
         include_dashboard=False,

@@ -2,6 +2,10 @@
 
 ``cvp up`` runs :func:`start_platform` in the foreground and :func:`stop_platform` on Ctrl-C or
 SIGTERM; ``cvp up --detach`` runs that same foreground process in the background.
+
+Ray's own surfaces stay closed: its dashboard (which can submit jobs, i.e. run code) listens on
+``CVP_DASHBOARD_HOST`` only, Ray runs with token authentication, and the store actor takes calls
+only with the store secret made at each start (see :mod:`store.actor`).
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +26,13 @@ from actors.scheduler import start_scheduler
 from actors.startup import start_dataset_work, start_model_work
 from cvplatform import RAY_NAMESPACE
 from cvplatform.config import Settings
-from cvplatform.errors import PlatformRunning
+from cvplatform.errors import InvalidInput, PlatformRunning
 from cvplatform.jsonlog import configure_logging
 from cvplatform.ports import check_ports_free
 from serve_apps.api.server import start_api_actor
 from serve_apps.auth.passwords import hash_password
 from store import queries
-from store.actor import StoreClient, start_store_actor
+from store.actor import StoreClient, init_ray_with_store_secret, start_store_actor
 from store.connections import reading
 from store.lock import DataDirLock
 from store.writer import StoreWriter
@@ -55,32 +59,77 @@ def ray_address_file(settings: Settings) -> Path:
     return settings.run_dir / "ray-address"
 
 
+def store_secret_file(settings: Settings) -> Path:
+    """The running platform's store secret, for the operator's commands (``cvp user ...``)."""
+    return settings.run_dir / "store-secret"
+
+
+def ray_init_arguments(settings: Settings) -> dict[str, Any]:
+    """What :func:`start_platform` passes to ``ray.init`` (besides the store secret)."""
+    return {
+        # Always this process's own instance, even where RAY_ADDRESS names another cluster.
+        "address": "local",
+        "namespace": RAY_NAMESPACE,
+        "include_dashboard": True,
+        # Not CVP_HOST: the dashboard can run code, so opening the API does not open it.
+        "dashboard_host": settings.dashboard_host,
+        "dashboard_port": settings.dashboard_port,
+        "resources": {"gpu_slot": settings.gpu_slots},
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+
+
+def require_ray_token_auth(environ: Mapping[str, str]) -> None:
+    """Refuse to start Ray without token authentication (Ray's default, unless turned off).
+
+    Raises:
+        InvalidInput: ``RAY_AUTH_MODE`` asks for another mode.
+    """
+    mode = environ.get("RAY_AUTH_MODE")
+    if mode is not None and mode.lower() != "token":
+        raise InvalidInput(
+            f"RAY_AUTH_MODE={mode}: the platform runs Ray only with token authentication "
+            "(its dashboard and drivers can run code); unset RAY_AUTH_MODE or set it to token"
+        )
+
+
+def _check_ray_token_auth() -> None:
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    if not is_token_auth_enabled():
+        ray.shutdown()
+        raise InvalidInput("Ray started without token authentication; the platform stopped it")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file only this user can read (replacing any earlier one)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as sink:
+        sink.write(text)
+
+
 def start_platform(settings: Settings) -> RunningPlatform:
     """Start everything in this process's own embedded Ray; returns once the API answers.
 
     Raises:
         PlatformRunning: a platform already runs on this data directory.
         PortInUse: a port it listens on is taken (before Ray starts).
+        InvalidInput: ``RAY_AUTH_MODE`` turns Ray's token authentication off.
     """
+    require_ray_token_auth(os.environ)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.run_dir.mkdir(exist_ok=True)
     configure_logging(settings, "cvp", stderr_level="WARN")
     if DataDirLock(settings.data_dir).is_held_elsewhere():
         raise PlatformRunning(f"a platform is already running on {settings.data_dir}")
     check_ports_free(settings)
-    ray.init(
-        # Always this process's own instance, even where RAY_ADDRESS names another cluster.
-        address="local",
-        namespace=RAY_NAMESPACE,
-        include_dashboard=True,
-        dashboard_host=settings.host,
-        dashboard_port=settings.dashboard_port,
-        resources={"gpu_slot": settings.gpu_slots},
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    store_secret = init_ray_with_store_secret(**ray_init_arguments(settings))
+    _check_ray_token_auth()
     ray_address = ray.get_runtime_context().gcs_address
     ray_address_file(settings).write_text(ray_address)
+    _write_private(store_secret_file(settings), store_secret)
     pid_file(settings).write_text(str(os.getpid()))
     store = start_store_actor(settings)
     admin_note = ensure_first_admin(settings, StoreClient(store))
@@ -129,10 +178,7 @@ def ensure_first_admin(settings: Settings, store: StoreClient) -> str:
         note = "admin's password is the value of CVP_ADMIN_PASSWORD"
     else:
         password = secrets.token_urlsafe(18)
-        password_file.unlink(missing_ok=True)
-        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as sink:
-            sink.write(password + "\n")
+        _write_private(password_file, password + "\n")
         note = f"admin's password is in {password_file} (readable by you only)"
     store.call_sync(
         "ensure_first_admin", password_hash=hash_password(password, settings.bcrypt_rounds)
@@ -146,7 +192,7 @@ def stop_platform(running: RunningPlatform) -> None:
     steps: tuple[tuple[str, Callable[[], object]], ...] = (
         ("api", lambda: ray.get(running.api.stop.remote(), timeout=timeout)),
         ("serve", serve.shutdown),
-        ("store", lambda: ray.get(running.store.close.remote(), timeout=10)),
+        ("store", lambda: StoreClient(running.store).close_store(timeout_s=10)),
     )
     for step, action in steps:
         try:
@@ -154,7 +200,8 @@ def stop_platform(running: RunningPlatform) -> None:
         except Exception as error:
             log.warning("while stopping %s: %s", step, error)
     ray.shutdown()
-    for run_file in (pid_file(running.settings), ray_address_file(running.settings)):
+    run_files = (pid_file, ray_address_file, store_secret_file)
+    for run_file in (describe(running.settings) for describe in run_files):
         run_file.unlink(missing_ok=True)
     log.info("platform down")
 
@@ -199,8 +246,10 @@ def operator_store(settings: Settings) -> Iterator[OperatorStore]:
             log_to_driver=False,
             logging_level=logging.ERROR,
         )
+        secret_file = store_secret_file(settings)
+        secret = secret_file.read_text() if secret_file.exists() else None
         try:
-            yield _RemoteStore(StoreClient())
+            yield _RemoteStore(StoreClient(secret=secret))
         finally:
             ray.shutdown()
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from cvplatform import __version__
 from cvplatform.config import Settings
 from cvplatform.errors import CvpError
 from cvplatform.ports import check_ports_free
-from cvplatform.schemas import ROLES, UserCreate
+from cvplatform.schemas import ROLES, PasswordReset, UserCreate
 
 _STARTUP_TIMEOUT_S = 240.0
 # `cvp up` says it is up once the presets and samples are listed, or after this long regardless.
@@ -80,6 +81,15 @@ def up(detach: bool) -> None:
         _up_foreground(settings)
 
 
+def _ray_command() -> str:
+    """This installation's ``ray`` as a shell runs it: plain ``ray`` where PATH finds this one."""
+    beside = Path(sys.executable).parent / "ray"
+    on_path = shutil.which("ray")
+    if on_path is not None and Path(on_path).resolve() == beside.resolve():
+        return "ray"
+    return str(beside)
+
+
 def _banner(settings: Settings, admin_note: str) -> str:
     scheme = "https" if settings.tls_enabled else "http"
     host = settings.host
@@ -88,8 +98,8 @@ def _banner(settings: Settings, admin_note: str) -> str:
             f"cv-platform {__version__} is up",
             f"  management API  {settings.api_url}/api/v1  (docs: {settings.api_url}/docs)",
             f"  predictions     {scheme}://{host}:{settings.serve_port}",
-            f"  Ray dashboard   http://{host}:{settings.dashboard_port}"
-            "  (its token: `ray get-auth-token`)",
+            f"  Ray dashboard   http://{settings.dashboard_host}:{settings.dashboard_port}"
+            f"  (its token: `{_ray_command()} get-auth-token`)",
             f"  data            {settings.data_dir}  (logs in {settings.log_dir})",
             f"  first admin     {admin_note}",
         ]
@@ -141,7 +151,9 @@ def _up_detached(settings: Settings) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise click.ClickException(f"the platform did not start; see {console}")
-        if _said_it_is_up(console, earlier_output):
+        banner = _printed_banner(console, earlier_output)
+        if banner is not None:
+            click.echo(banner)
             click.echo(f"started in the background (pid {process.pid}); stop it with `cvp down`")
             click.echo(f"console output: {console}")
             return
@@ -149,11 +161,16 @@ def _up_detached(settings: Settings) -> None:
     raise click.ClickException(f"the platform did not start within {_STARTUP_TIMEOUT_S:.0f}s")
 
 
-def _said_it_is_up(console: Path, earlier_output: int) -> bool:
-    """Whether the background `cvp up` printed its banner (after the start-up registrations)."""
+def _printed_banner(console: Path, earlier_output: int) -> str | None:
+    """The banner the background `cvp up` printed (after the start-up registrations), if yet."""
     with console.open("rb") as output:
         output.seek(earlier_output)
-        return b" is up\n" in output.read()
+        printed = output.read().decode(errors="replace")
+    up = printed.find(" is up\n")
+    end = printed.find("Press Ctrl-C", up)
+    if up < 0 or end < 0:
+        return None
+    return printed[printed.rfind("\n", 0, up) + 1 : end].rstrip()
 
 
 def _probe(settings: Settings, path: str, timeout_s: float) -> httpx.Response:
@@ -234,10 +251,7 @@ def user_create(username: str, role: str, password_stdin: bool) -> None:
     """Create a user with a role."""
     from serve_apps.auth.passwords import hash_password
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    password = _new_password(password_stdin)
     try:
         request = UserCreate(username=username, password=password, role=role)
     except ValidationError as error:
@@ -285,6 +299,40 @@ def user_set_role(username: str, role: str) -> None:
     user_id = _user_id(settings, username)
     row = _operator_change(settings, f"role {role}", "set_role", user_id=user_id, role=role)
     click.echo(f"{row.username} is now {row.role}")
+
+
+@user.command("reset-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+def user_reset_password(username: str, password_stdin: bool) -> None:
+    """Set a user's password and end all their login sessions (their API keys stay)."""
+    from serve_apps.auth.passwords import hash_password
+
+    settings = load_settings()
+    user_id = _user_id(settings, username)  # before asking for a password it would not use
+    try:
+        request = PasswordReset(password=_new_password(password_stdin))
+    except ValidationError as error:
+        raise click.ClickException(_first_problem(error)) from error
+    password_hash = hash_password(request.password, settings.bcrypt_rounds)
+    changed = _operator_change(
+        settings,
+        f"password of {username} reset",
+        "set_password",
+        user_id=user_id,
+        password_hash=password_hash,
+    )
+    click.echo(
+        f"reset the password of {changed['username']}; "
+        f"login sessions revoked: {changed['sessions_revoked']} (API keys stay)"
+    )
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password: str = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    return password
 
 
 def _operator_change(settings: Settings, detail: str, operation: str, **kwargs: Any) -> Any:
@@ -364,10 +412,20 @@ def restore(path: Path) -> None:
     from store.backup import restore_database
 
     settings = load_settings()
-    kept = restore_database(path, settings.db_path, settings.store_busy_timeout_s)
-    click.echo(f"restored from {path}")
-    if kept is not None:
-        click.echo(f"the database it replaced is kept at {kept}")
+    restored = restore_database(path, settings.db_path, settings.store_busy_timeout_s)
+    click.echo(f"restored from {path}; every login session is revoked")
+    if restored.kept is not None:
+        click.echo(f"the database it replaced is kept at {restored.kept}")
+    if restored.keys_kept_revoked is None:
+        click.echo(
+            "no readable database was replaced: API keys are as they were in the backup "
+            "(revoked ones stay revoked); review them"
+        )
+    else:
+        click.echo(
+            f"{restored.keys_kept_revoked} API keys revoked or deleted since the backup "
+            "stay revoked"
+        )
 
 
 if __name__ == "__main__":

@@ -130,11 +130,37 @@ class Client(ResourceCalls):
     def logout(self) -> None:
         self._request("POST", "/api/v1/auth/logout")
 
+    def change_password(self, old_password: str, new_password: str) -> TokenResponse:
+        """Change one's own password; every login session of the user ends.
+
+        A client that logged in carries the fresh token of the answer from then on; one with an
+        API key keeps its key (keys stay valid).
+
+        Raises:
+            WrongPassword: ``old_password`` is not the current password.
+            InvalidInput: ``new_password`` is too short or too long.
+        """
+        body = {"old_password": old_password, "new_password": new_password}
+        issued = TokenResponse.model_validate(
+            self._request("POST", "/api/v1/auth/password", json=body)
+        )
+        if "Authorization" in self._http.headers:
+            self._http.headers["Authorization"] = f"Bearer {issued.access_token}"
+        return issued
+
     # --- API keys -------------------------------------------------------------------------
 
-    def create_api_key(self, name: str) -> ApiKeyCreated:
-        """Create an API key; ``.key`` is the full key, shown this once."""
-        answer = self._request("POST", "/api/v1/auth/api-keys", json={"name": name})
+    def create_api_key(self, name: str, expires_in_days: int | None = None) -> ApiKeyCreated:
+        """Create an API key; ``.key`` is the full key, shown this once.
+
+        Args:
+            name: what the key is for, to recognize it in listings.
+            expires_in_days: refuse the key this many days from now (None: never).
+        """
+        body: dict[str, Any] = {"name": name}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        answer = self._request("POST", "/api/v1/auth/api-keys", json=body)
         return ApiKeyCreated.model_validate(answer)
 
     def list_api_keys(self) -> list[ApiKeyOut]:
@@ -163,6 +189,10 @@ class Client(ResourceCalls):
 
     def delete_user(self, user_id: int) -> None:
         self._request("DELETE", f"/api/v1/users/{user_id}")
+
+    def reset_password(self, user_id: int, password: str) -> None:
+        """Set a user's password (admins); every login session of that user ends, keys stay."""
+        self._request("PUT", f"/api/v1/users/{user_id}/password", json={"password": password})
 
     # --- system -----------------------------------------------------------------------------
 

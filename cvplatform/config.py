@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     audit_retention_days: float = Field(
         90.0, gt=0, description="audit rows older than this are purged once a day"
     )
+    audit_purge_interval_s: float = Field(
+        86400.0, gt=0, description="how often audit rows past the retention are purged"
+    )
     max_model_bytes: int = Field(1024 * MIB, ge=1, description="largest model upload")
     max_extract_bytes: int = Field(
         20 * 1024 * MIB, ge=1, description="most bytes an uploaded archive may unpack to"

@@ -174,7 +174,10 @@ class ApiKeyExpired(AuthError):
 
 
 class LoginLocked(AuthError):
-    """Too many failed logins for this user name; it is locked until the time in the message."""
+    """Too many failed logins for this user name from this client address: that address waits.
+
+    The name stays open to every other address (``serve_apps.auth.throttle``).
+    """
 
     status = 429
     code = "login_locked"
@@ -185,6 +188,12 @@ class LoginLocked(AuthError):
 
     def headers(self) -> dict[str, str]:
         return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
+
+class LoginThrottled(LoginLocked):
+    """Too many login attempts from this client address, or to the whole API, in the last minute."""
+
+    code = "login_throttled"
 
 
 class PermissionDenied(CvpError):

@@ -22,13 +22,19 @@ class NeededPort:
     port: int
     purpose: str
     variable: str  # the CVP_* variable that moves it
+    host: str  # the interface it listens on
 
 
 def needed_ports(settings: Settings) -> list[NeededPort]:
     return [
-        NeededPort(settings.port, "the management API", "CVP_PORT"),
-        NeededPort(settings.serve_port, "Ray Serve (predictions)", "CVP_SERVE_PORT"),
-        NeededPort(settings.dashboard_port, "the Ray dashboard", "CVP_DASHBOARD_PORT"),
+        NeededPort(settings.port, "the management API", "CVP_PORT", settings.host),
+        NeededPort(settings.serve_port, "Ray Serve (predictions)", "CVP_SERVE_PORT", settings.host),
+        NeededPort(
+            settings.dashboard_port,
+            "the Ray dashboard",
+            "CVP_DASHBOARD_PORT",
+            settings.dashboard_host,
+        ),
     ]
 
 
@@ -88,10 +94,10 @@ def check_ports_free(
                 f"{needed.purpose} ({needed.variable}); give one of them another port"
             )
         seen[needed.port] = needed
-        if not free(settings.host, needed.port):
+        if not free(needed.host, needed.port):
             who = holder(needed.port)
             held_by = f"held by {who}" if who else "already in use"
             raise PortInUse(
-                f"port {needed.port} ({needed.purpose}) on {settings.host} is {held_by}; "
+                f"port {needed.port} ({needed.purpose}) on {needed.host} is {held_by}; "
                 f"stop that program or set {needed.variable} to a free port"
             )

@@ -1,22 +1,19 @@
-"""Writes for accounts: users, API keys, login sessions and failed logins."""
+"""Writes for accounts: users, API keys and login sessions.
+
+Failed logins are not written: the API throttles them in memory (``serve_apps.auth.throttle``);
+the ``login_failures`` table of schema 1 is no longer used.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import ClassVar
 
 import sqlite_utils
 
-from cvplatform.clock import from_iso, to_iso
-from cvplatform.errors import DuplicateRecord, LastAdminError, LoginLocked, RecordNotFound
+from cvplatform.errors import DuplicateRecord, LastAdminError, RecordNotFound
 from store import queries
 from store.records import Row, UserRecord
 from store.writer_base import WriterBase
-
-
-def _locked(locked_until: str, now: str) -> LoginLocked:
-    wait_s = max(1, int((from_iso(locked_until) - from_iso(now)).total_seconds()) + 1)
-    return LoginLocked(f"too many failed logins; try again after {locked_until}", wait_s)
 
 
 class AccountWrites(WriterBase):
@@ -26,14 +23,12 @@ class AccountWrites(WriterBase):
             "ensure_first_admin",
             "delete_user",
             "set_role",
+            "set_password",
             "create_api_key",
             "revoke_api_key",
             "touch_api_key",
             "create_session",
             "revoke_session",
-            "reserve_login_attempt",
-            "record_login_failure",
-            "clear_login_failures",
         }
     )
 
@@ -101,15 +96,40 @@ class AccountWrites(WriterBase):
             )
         return self._user(user_id)
 
+    def set_password(self, user_id: int, password_hash: str) -> Row:
+        """Replace a user's password and revoke all their login sessions, in one transaction.
+
+        Their API keys stay: each is a credential of its own, revoked one by one.
+        Returns the user's ``username`` and how many sessions were revoked
+        (``sessions_revoked``).
+        """
+        user = self._user(user_id)
+        now = self._now()
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                [password_hash, now, user_id],
+            )
+            # Sessions already past their time are refused anyway and not counted.
+            revoked = db.execute(
+                "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"
+                " AND expires_at > ?",
+                [now, user_id, now],
+            ).rowcount
+        return {"user_id": user_id, "username": user.username, "sessions_revoked": revoked}
+
     # --- API keys ------------------------------------------------------------------------
 
-    def create_api_key(self, user_id: int, name: str, prefix: str, key_hash: str) -> Row:
+    def create_api_key(
+        self, user_id: int, name: str, prefix: str, key_hash: str, expires_at: str | None = None
+    ) -> Row:
+        """Record a new key of the user's; ``expires_at`` (ISO-8601 UTC) None: it never expires."""
         self._user(user_id)
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [user_id, name, prefix, key_hash, self._now()],
+                "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [user_id, name, prefix, key_hash, self._now(), expires_at],
             )
             key_id = cursor.lastrowid
         return self._api_key(int(key_id or 0))
@@ -134,7 +154,7 @@ class AccountWrites(WriterBase):
         with self._transaction() as db:
             db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [self._now(), key_id])
 
-    # --- sessions and logins ---------------------------------------------------------------
+    # --- sessions -----------------------------------------------------------------------
 
     def create_session(self, session_id: str, user_id: int, expires_at: str) -> None:
         with self._transaction() as db:
@@ -149,73 +169,3 @@ class AccountWrites(WriterBase):
                 "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 [self._now(), session_id],
             )
-
-    def reserve_login_attempt(
-        self, username: str, now: str, max_failures: int, lockout_s: float
-    ) -> Row:
-        """Count a login attempt before its password is checked; refuse it if the name is locked.
-
-        Counting first means a burst of parallel guesses gets at most ``max_failures`` password
-        checks per lockout, not one per request. A success clears the count
-        (:meth:`clear_login_failures`); a failure may lock the name (:meth:`record_login_failure`).
-
-        Raises:
-            LoginLocked: the name is locked, or ``max_failures`` attempts are already counted.
-        """
-        with self._transaction() as db:
-            self._forget_old_failures(db, now, lockout_s)
-            row = db.execute(
-                "SELECT failures, locked_until FROM login_failures WHERE username = ?",
-                [username],
-            ).fetchone()
-            if row is not None and row[1] is not None and row[1] > now:
-                raise _locked(row[1], now)
-            lock_over = row is not None and row[1] is not None
-            attempts = 1 if row is None or lock_over else row[0] + 1
-            if attempts > max_failures:
-                raise LoginLocked("too many login attempts at once; try again shortly", 1)
-            db.execute(
-                "INSERT INTO login_failures (username, failures, last_failed_at, locked_until)"
-                " VALUES (?, ?, ?, NULL) ON CONFLICT(username) DO UPDATE SET"
-                " failures = excluded.failures, last_failed_at = excluded.last_failed_at,"
-                " locked_until = NULL",
-                [username, attempts, now],
-            )
-        return {"failures": attempts, "locked_until": None}
-
-    def record_login_failure(
-        self, username: str, now: str, max_failures: int, lockout_s: float
-    ) -> Row:
-        """The reserved attempt failed: at ``max_failures`` counted, lock the name for a while.
-
-        Returns the name's state: ``failures`` and ``locked_until`` (None when not locked).
-        """
-        with self._transaction() as db:
-            row = db.execute(
-                "SELECT failures FROM login_failures WHERE username = ?", [username]
-            ).fetchone()
-            failures = 1 if row is None else int(row[0])
-            locked_until = None
-            if failures >= max_failures:
-                locked_until = to_iso(from_iso(now) + timedelta(seconds=lockout_s))
-            db.execute(
-                "INSERT INTO login_failures (username, failures, last_failed_at, locked_until)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET"
-                " last_failed_at = excluded.last_failed_at, locked_until = excluded.locked_until",
-                [username, failures, now, locked_until],
-            )
-        return {"failures": failures, "locked_until": locked_until}
-
-    @staticmethod
-    def _forget_old_failures(db: sqlite_utils.Database, now: str, lockout_s: float) -> None:
-        # Guesses at made-up names would otherwise grow this table without end.
-        horizon = to_iso(from_iso(now) - timedelta(seconds=lockout_s))
-        db.execute(
-            "DELETE FROM login_failures WHERE last_failed_at < ?"
-            " AND (locked_until IS NULL OR locked_until <= ?)",
-            [horizon, now],
-        )
-
-    def clear_login_failures(self, username: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM login_failures WHERE username = ?", [username])

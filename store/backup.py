@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
+
+import sqlite_utils
 
 from cvplatform.clock import Clock, to_iso, utc_now
 from cvplatform.errors import InvalidInput
@@ -64,22 +68,89 @@ def check_backup(backup_path: Path) -> int:
     return version
 
 
+@dataclass(frozen=True)
+class Restored:
+    """What a restore did.
+
+    ``kept``: where the replaced database was kept (None: there was none).
+    ``keys_kept_revoked``: API keys of the backup that stay revoked because they were revoked
+    or deleted after it; None when there was no readable database to learn that from.
+    """
+
+    kept: Path | None
+    keys_kept_revoked: int | None
+
+
+# An API key is the same key in two databases when its prefix and its hash agree.
+KeyIdentity = tuple[str, str]
+
+
+def revocations_to_carry(
+    restored_keys: list[tuple[int, str, str, str | None]],
+    current_keys: dict[KeyIdentity, str | None],
+    now: str,
+) -> list[tuple[str, int]]:
+    """The ``(revoked_at, key id)`` a restored key must be given so that it stays refused.
+
+    Args:
+        restored_keys: ``(id, prefix, key_hash, revoked_at)`` of each key in the backup.
+        current_keys: ``revoked_at`` of each key in the database being replaced.
+        now: the time stamped on keys that are gone from it (deleted with their user).
+    """
+    carried = []
+    for key_id, prefix, key_hash, revoked_at in restored_keys:
+        if revoked_at is not None:
+            continue
+        identity = (prefix, key_hash)
+        if identity not in current_keys:
+            carried.append((now, key_id))
+        elif current_keys[identity] is not None:
+            carried.append((str(current_keys[identity]), key_id))
+    return carried
+
+
+def _current_keys(db_path: Path) -> dict[KeyIdentity, str | None] | None:
+    """Every API key of the database about to be replaced, or None if it cannot tell."""
+    if not db_path.exists():
+        return None
+    try:
+        with closing(open_reader(db_path).conn) as conn:
+            rows = conn.execute("SELECT prefix, key_hash, revoked_at FROM api_keys").fetchall()
+    except sqlite3.DatabaseError:  # damaged, or not a cv-platform database after all
+        return None
+    return {(prefix, key_hash): revoked_at for prefix, key_hash, revoked_at in rows}
+
+
+def _carry_revocations(
+    target: sqlite_utils.Database, current_keys: dict[KeyIdentity, str | None], now: str
+) -> int:
+    restored_keys = target.execute(
+        "SELECT id, prefix, key_hash, revoked_at FROM api_keys"
+    ).fetchall()
+    carried = revocations_to_carry(restored_keys, current_keys, now)
+    target.conn.executemany("UPDATE api_keys SET revoked_at = ? WHERE id = ?", carried)
+    return len(carried)
+
+
 def restore_database(
     backup_path: Path, db_path: Path, busy_timeout_s: float = 5.0, clock: Clock = utc_now
-) -> Path | None:
-    """Replace the database's content with the backup's; returns where the old one was kept.
+) -> Restored:
+    """Replace the database's content with the backup's, keeping the old one beside it.
 
     Every login session in the restored database is revoked: a token that was logged out after
-    the backup was taken must not come back to life. (API keys and users come back as they were
-    in the backup; review them after a restore.)
+    the backup was taken must not come back to life. An API key revoked after the backup, or
+    deleted with its user, stays revoked (learnt from the database being replaced; keys created
+    after the backup are not in it at all). Users and their passwords come back as they were.
 
     Raises:
         PlatformRunning: the platform is running on this data directory.
         InvalidInput: the backup is missing, damaged, or not a cv-platform database.
     """
     check_backup(backup_path)
+    now = to_iso(clock())
     with DataDirLock(db_path.parent):
         kept = None
+        current_keys = _current_keys(db_path)
         if db_path.exists():
             kept = db_path.with_name(f"{db_path.name}.before-restore-{clock():%Y%m%dT%H%M%S}")
             backup_database(db_path, kept)
@@ -87,11 +158,14 @@ def restore_database(
         target = open_writer(db_path, busy_timeout_s)
         try:
             source.backup(target.conn)
-            target.execute(
-                "UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL", [to_iso(clock())]
+            target.execute("BEGIN IMMEDIATE")  # the sessions and the keys are revoked together
+            target.execute("UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL", [now])
+            keys_kept_revoked = (
+                None if current_keys is None else _carry_revocations(target, current_keys, now)
             )
+            target.execute("COMMIT")
             target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             source.close()
             target.conn.close()
-    return kept
+    return Restored(kept, keys_kept_revoked)

@@ -24,7 +24,7 @@ Key = TypeVar("Key", str, int)
 Found = TypeVar("Found")
 
 _USER_COLUMNS = "id, username, role, created_at, created_by"
-_API_KEY_COLUMNS = "id, user_id, name, prefix, created_at, last_used_at, revoked_at"
+_API_KEY_COLUMNS = "id, user_id, name, prefix, created_at, last_used_at, revoked_at, expires_at"
 
 
 def required(
@@ -103,11 +103,11 @@ def api_key_by_id(db: sqlite_utils.Database, key_id: int) -> Row | None:
 
 
 def api_key_for_auth(db: sqlite_utils.Database, prefix: str) -> Row | None:
-    """The key with this prefix, its hash, and its owner's name and role."""
+    """The key with this prefix: its hash, revocation, expiry, and its owner's name and role."""
     return _first(
         db,
-        "SELECT k.id, k.user_id, k.key_hash, k.revoked_at, k.last_used_at, u.username, u.role"
-        " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.prefix = ?",
+        "SELECT k.id, k.user_id, k.key_hash, k.revoked_at, k.expires_at, k.last_used_at,"
+        " u.username, u.role FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.prefix = ?",
         [prefix],
     )
 
@@ -128,13 +128,6 @@ def session_for_auth(db: sqlite_utils.Database, session_id: str) -> Row | None:
         "SELECT s.id, s.user_id, s.expires_at, s.revoked_at, u.username, u.role"
         " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
         [session_id],
-    )
-
-
-def login_failures(db: sqlite_utils.Database, username: str) -> Row | None:
-    """The name's failed-login count and lockout end (ISO time or None); None if it has none."""
-    return _first(
-        db, "SELECT failures, locked_until FROM login_failures WHERE username = ?", [username]
     )
 
 

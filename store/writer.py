@@ -2,8 +2,8 @@
 
 Inside the platform it lives in the store actor, which runs its methods one at a time; that is
 what makes check-then-write steps (the last admin) safe without more locking. Its operations are
-grouped by concept (:mod:`store.account_writes`, :mod:`store.model_writes`,
-:mod:`store.dataset_writes`, :mod:`store.job_writes`).
+grouped by concept (:mod:`store.account_writes`, :mod:`store.audit_writes`,
+:mod:`store.model_writes`, :mod:`store.dataset_writes`, :mod:`store.job_writes`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from store.account_writes import AccountWrites
+from store.audit_writes import AuditWrites
 from store.dataset_writes import DatasetWrites
 from store.job_writes import JobWrites
 from store.model_writes import ModelWrites
@@ -20,37 +21,20 @@ from store.writer_base import sqlite_errors_translated
 __all__ = ["Row", "StoreWriter", "sqlite_errors_translated"]
 
 
-class StoreWriter(AccountWrites, ModelWrites, DatasetWrites, JobWrites):
+class StoreWriter(AccountWrites, AuditWrites, ModelWrites, DatasetWrites, JobWrites):
     """Every write operation of the platform, each one transaction."""
 
     # What the store actor lets a caller invoke by name.
     OPERATIONS: ClassVar[frozenset[str]] = (
         AccountWrites.OPERATIONS
+        | AuditWrites.OPERATIONS
         | ModelWrites.OPERATIONS
         | DatasetWrites.OPERATIONS
         | JobWrites.OPERATIONS
-        | frozenset({"append_audit", "record_artifact", "check_writable"})
+        | frozenset({"record_artifact", "check_writable"})
     )
 
-    # --- audit log, artifacts, health -------------------------------------------------------
-
-    def append_audit(
-        self,
-        action: str,
-        resource: str,
-        result: int,
-        user_id: int | None = None,
-        username: str | None = None,
-        request_id: str | None = None,
-        detail: str | None = None,
-    ) -> int:
-        with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO audit_log (at, request_id, user_id, username, action, resource,"
-                " result, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [self._now(), request_id, user_id, username, action, resource, result, detail],
-            )
-        return int(cursor.lastrowid or 0)
+    # --- artifacts, health ----------------------------------------------------------------
 
     def record_artifact(self, path: str, sha256: str, size_bytes: int) -> Row:
         """Record a file that :func:`store.artifacts.write_artifact` has put in place."""

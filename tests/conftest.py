@@ -38,8 +38,10 @@ def ray_session() -> Iterator[None]:
     import ray
 
     from cvplatform import RAY_NAMESPACE
+    from store.actor import STORE_SECRET_ENV, init_ray_with_store_secret
 
-    ray.init(
+    # As `cvp up` starts it: this session's workers, and this process, hold the store secret.
+    init_ray_with_store_secret(
         namespace=RAY_NAMESPACE,
         num_cpus=2,
         resources={"gpu_slot": 2},
@@ -49,3 +51,4 @@ def ray_session() -> Iterator[None]:
     )
     yield
     ray.shutdown()
+    os.environ.pop(STORE_SECRET_ENV, None)

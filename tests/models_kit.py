@@ -205,3 +205,138 @@ def zip_bomb(path: Path, unpacked_bytes: int) -> Path:
 def random_bytes(path: Path, size: int = 4096) -> Path:
     path.write_bytes(np.random.default_rng(0).bytes(size))
     return path
+
+
+# --- malicious and misbehaving models: each tries to reach the server -------------------------
+
+
+def _secret_reader() -> type:
+    import torch
+    from torch import nn
+
+    class SecretReader(nn.Module):
+        """A classifier whose forward adds the bytes of a server file to its output (it takes
+        any input of at least 4 values per sample)."""
+
+        def __init__(self, secret: str, size: int) -> None:
+            super().__init__()
+            self.secret = secret
+            self.size = size
+            self.head = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            stolen = torch.from_file(self.secret, False, self.size, dtype=torch.uint8)
+            return self.head(x.flatten(1)[:, :4]) + stolen[:4].to(torch.float32)
+
+    return SecretReader
+
+
+def secret_reading_torchscript(path: Path, secret: Path, size: int) -> Path:
+    """What the attacker of issue 10 uploaded: ``torch.from_file(<data dir>/jwt-secret)``."""
+    import torch
+
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(_secret_reader()(str(secret), size).eval()), str(path))
+    return path
+
+
+def _endless() -> type:
+    import torch
+    from torch import nn
+
+    class Endless(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            total = x
+            step = 0
+            while step >= 0:  # never ends: the wall-clock limit has to stop it
+                total = total + 1.0
+                step += 1
+            return total
+
+    return Endless
+
+
+def endless_torchscript(path: Path) -> Path:
+    import torch
+
+    torch.jit.save(torch.jit.script(_endless()()), str(path))
+    return path
+
+
+def secret_reading_frozen_graph(path: Path, secret: Path) -> tuple[Path, list[str], list[str]]:
+    """A frozen graph whose output adds ``tf.io.read_file(secret)`` (a ReadFile op)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="input")])
+    def leak(features: object) -> object:
+        stolen = tf.io.decode_raw(tf.io.read_file(str(secret)), tf.uint8)[:4]
+        return tf.identity(features + tf.cast(stolen, tf.float32), name="logits")
+
+    frozen = convert_variables_to_constants_v2(leak.get_concrete_function())  # type: ignore[attr-defined]
+    tf.io.write_graph(frozen.graph.as_graph_def(), str(path.parent), path.name, as_text=False)
+    return path, [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
+
+
+def file_writing_saved_model_zip(path: Path, target: Path) -> Path:
+    """A zipped SavedModel whose serving function writes ``target`` (a WriteFile op)."""
+    import tensorflow as tf
+
+    weights = tf.Variable(tf.ones((4, 4)))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="input")])
+    def serve(features: object) -> object:
+        tf.io.write_file(str(target), "written by an uploaded model")
+        return tf.matmul(features, weights)
+
+    module = tf.Module()
+    module.weights, module.serve = weights, serve
+    folder = path.with_suffix("")
+    tf.saved_model.save(
+        module, str(folder), signatures={"serving_default": serve.get_concrete_function()}
+    )  # type: ignore[attr-defined]
+    shutil.make_archive(str(folder), "zip", str(folder))
+    return path
+
+
+def onnx_with_external_data(path: Path, location: str) -> Path:
+    """An ONNX classifier whose weight says its bytes are in another file, ``location``."""
+    from onnx import TensorProto, helper
+
+    weight = helper.make_tensor("weight", TensorProto.FLOAT, [4, 4], [0.0] * 16)
+    weight.ClearField("float_data")
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "64")):
+        weight.external_data.add(key=key, value=value)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "weight"], ["logits"])],
+        "leak",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _hungry() -> type:
+    import torch
+    from torch import nn
+
+    class Hungry(nn.Module):
+        def __init__(self, values: int) -> None:
+            super().__init__()
+            self.values = values
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + torch.ones(self.values).sum()  # float32: 4 bytes a value
+
+    return Hungry
+
+
+def memory_hungry_torchscript(path: Path, gigabytes: int) -> Path:
+    import torch
+
+    torch.jit.save(torch.jit.script(_hungry()(gigabytes * 1024**3 // 4)), str(path))
+    return path

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 
 from actors.datasets.layouts import VIDEO_EXTENSIONS, Candidate
+from cvplatform.scrub import ServerPath, scrub_paths
 
 # A decompression bomb is refused (PIL warns past this many pixels; we make it an error).
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
@@ -97,7 +98,7 @@ def check_candidates(
         except Exception as error:
             kind = "video" if Path(file).suffix.lower() in VIDEO_EXTENSIONS else "image"
             # Decoders name the file by its full path; the user knows it by its dataset path.
-            detail = str(error).replace(str(path), file)[:200]
+            detail = scrub_paths(str(error), [ServerPath(str(root))])[:200]
             rejected.append({"file": file, "reason": f"corrupt {kind}: {detail}"})
             continue
         for claim in claims:

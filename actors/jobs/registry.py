@@ -10,7 +10,7 @@ import importlib
 import logging
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from cvplatform.errors import CvpError
@@ -198,7 +198,7 @@ def run_to_end(job: Job, reporter: JobReporter) -> Outcome:
     """Run ``job`` in this process and record how it ended, whatever happens inside.
 
     A cancellation ends it ``cancelled``; a platform error ``failed`` with its message; anything
-    else ``failed`` as a crash, with the traceback in the log.
+    else ``failed`` as a crash, with the traceback in the log. Returns the outcome recorded.
     """
     kind = kind_of(job)
     run, record_end = kind.load()
@@ -211,8 +211,21 @@ def run_to_end(job: Job, reporter: JobReporter) -> Outcome:
     except Exception as error:
         log.error("%s crashed:\n%s", job.name, traceback.format_exc())
         outcome = Outcome.failed(f"{kind.label} crashed: {type(error).__name__}: {error}")
+    return end_job(job, outcome, reporter, record_end)
+
+
+def end_job(
+    job: Job, outcome: Outcome, reporter: JobReporter, record_end: RecordEnd | None = None
+) -> Outcome:
+    """Record how ``job`` ended (``record_end``: its kind's own, loaded if not given).
+
+    The reason loses any server path first: it is what the user reads, and a library's message
+    names files by their full path (see :mod:`cvplatform.scrub`). Returns the outcome recorded.
+    """
+    if outcome.reason:
+        outcome = replace(outcome, reason=reporter.scrub(outcome.reason))
     if outcome.status == "skipped":  # its subject was deleted before it started
         reporter.log_end(outcome)
     else:
-        record_end(job, outcome, reporter)
+        (record_end or kind_of(job).load()[1])(job, outcome, reporter)
     return outcome

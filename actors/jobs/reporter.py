@@ -16,6 +16,7 @@ import sqlite_utils
 
 from actors.jobs.registry import Job, JobCancelled, Outcome
 from cvplatform.config import Settings
+from cvplatform.scrub import platform_scrubber
 from store import queries
 from store.artifacts import StoredFile, write_artifact
 from store.connections import open_reader
@@ -72,6 +73,8 @@ class JobReporter:
     ) -> None:
         self.settings, self.job, self.store = settings, job, store
         self.ops = StoreOperations(store)
+        # What the user reads (a failure's reason) never names the server's folders.
+        self.scrub = platform_scrubber(settings)
         self.fan_out: FanOut = fan_out or InProcess()
         self._submit = submit
         self._monotonic = monotonic

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import ray
 
-from actors.jobs.registry import Job, JobKind, Outcome, kind_of, run_to_end
+from actors.jobs.registry import Job, JobKind, Outcome, end_job, kind_of, run_to_end
 from actors.jobs.reporter import JobReporter
 from actors.jobs.scheduling import Start
 from cvplatform.config import Settings
@@ -87,10 +87,9 @@ def record_death(settings: Settings, job: Job, error: BaseException) -> None:
 
 
 def record_failure(settings: Settings, job: Job, reason: str) -> None:
-    _, record_end = kind_of(job).load()
     reporter = JobReporter(settings, job, StoreClient())
     try:
-        record_end(job, Outcome.failed(reason), reporter)
+        end_job(job, Outcome.failed(reason), reporter)
     finally:
         reporter.close()
 

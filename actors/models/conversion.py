@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from actors.models import onnx_inspect, parity
+from actors.models import graph_inspection, onnx_inspect, parity
 from cvplatform.archives import ExtractLimits
 from cvplatform.errors import ConversionFailed, InvalidModel
 
@@ -83,6 +83,14 @@ def checked_details(onnx_path: Path, task_type: str) -> dict[str, Any]:
 
 
 def _check_onnx_upload(request: ConversionRequest) -> dict[str, Any]:
+    import onnx
+
+    try:
+        model = onnx.load(str(request.source_path), load_external_data=False)
+    except Exception:  # not ONNX at all: the checker below says so in its own words
+        model = None
+    if model is not None:
+        graph_inspection.check_onnx_external_data(model)
     details = checked_details(request.source_path, request.task_type)
     details["parity"] = _runtime_against_reference(request, details["summary"])
     return details
@@ -128,6 +136,7 @@ def _convert_torch(request: ConversionRequest, onnx_path: Path) -> dict[str, Any
 
     if request.source_format == "torchscript":
         module = torch_source.load_torchscript(request.source_path)
+        graph_inspection.check_torchscript(module)  # before any of its methods runs
     else:
         if not request.architecture:
             raise InvalidModel(

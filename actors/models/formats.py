@@ -21,6 +21,8 @@ EXTENSIONS: dict[str, Framework] = {
     ".pb": "tensorflow",
     ".zip": "tensorflow",  # a zipped SavedModel directory
 }
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HDF5_USER_BLOCK_MIN = 512
 TENSORFLOW_INSTALL = "pip install 'cv-platform[tensorflow]' (in a checkout: make install)"
 
 
@@ -49,6 +51,28 @@ def check_upload_filename(filename: str) -> str:
 
 def framework_of(extension: str) -> Framework:
     return EXTENSIONS[extension]
+
+
+def hdf5_signature_offsets(size: int) -> list[int]:
+    """Where an HDF5 file of ``size`` bytes may start its superblock: at 0, or after a user block
+    of 512, 1024, 2048... bytes (the HDF5 file format specification, "Format Signature")."""
+    offsets, offset = [0], _HDF5_USER_BLOCK_MIN
+    while offset + len(HDF5_SIGNATURE) <= size:
+        offsets.append(offset)
+        offset *= 2
+    return offsets
+
+
+def is_hdf5(path: Path) -> bool:
+    """Whether the file carries the HDF5 signature where the specification allows it: a few
+    bytes read at each place, never the whole file."""
+    with path.open("rb") as source:
+        size = source.seek(0, 2)
+        for offset in hdf5_signature_offsets(size):
+            source.seek(offset)
+            if source.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return True
+    return False
 
 
 def _is_zip(path: Path) -> bool:
@@ -80,7 +104,7 @@ def detect_source_format(path: Path, extension: str, has_graph_names: bool) -> S
             return "torchscript"
         return "torch_state_dict"
     if extension == ".h5":
-        if path.read_bytes()[:8] != b"\x89HDF\r\n\x1a\n":
+        if not is_hdf5(path):
             raise InvalidModel("a .h5 file must be a Keras HDF5 model; this one is not HDF5")
         return "keras_h5"
     if extension == ".zip":

@@ -51,8 +51,9 @@ def _conversion_request(settings: Settings, model: ModelRecord) -> Any:
 
 
 def run_conversion(job: Job, reporter: JobReporter) -> Outcome:
-    """Convert one model to ONNX and check it; the ONNX file is written as an artifact."""
-    from actors.models.conversion import convert
+    """Convert one model to ONNX and check it in a sandboxed process of its own; the ONNX file
+    is written as an artifact."""
+    from actors.models.sandbox_run import convert_in_sandbox
 
     settings, model_id = reporter.settings, job.subject_id
     model = queries.model_by_id(reporter.reader, model_id)
@@ -62,7 +63,9 @@ def run_conversion(job: Job, reporter: JobReporter) -> Outcome:
     settings.staging_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.staging_dir) as workdir:
         try:
-            converted = convert(_conversion_request(settings, model), Path(workdir))
+            converted = convert_in_sandbox(
+                _conversion_request(settings, model), Path(workdir), settings
+            )
         except InvalidModel as error:
             return Outcome("invalid", error.message)
         except ConversionFailed as error:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from actors.models import parity
+from actors.models import graph_inspection, parity
 from cvplatform.archives import safe_extract
 from cvplatform.errors import ConversionFailed, InvalidInput, InvalidModel
 
@@ -92,9 +92,8 @@ def _from_frozen_graph(
     import tensorflow as tf
     import tf2onnx
 
-    graph_def = tf.compat.v1.GraphDef()
+    graph_def = graph_inspection.check_frozen_graph_file(request.source_path)
     try:
-        graph_def.ParseFromString(request.source_path.read_bytes())
         wrapped = tf.compat.v1.wrap_function(
             lambda: tf.compat.v1.import_graph_def(graph_def, name=""), []
         )
@@ -142,6 +141,7 @@ def _from_saved_model(
     roots = [Path(folder) for folder, _, files in os.walk(unpacked) if "saved_model.pb" in files]
     if len(roots) != 1:
         raise InvalidModel("the ZIP must hold exactly one SavedModel (one saved_model.pb)")
+    graph_inspection.check_saved_model_file(roots[0] / "saved_model.pb")
     try:
         graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
             str(roots[0]),

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from actors.models.architectures import check_architecture
 from cvplatform.errors import ConversionFailed, InvalidModel
 
 OPSET = 17
@@ -66,8 +67,9 @@ def build_architecture(name: str, task_type: str, num_classes: int | None) -> nn
     """A freshly initialized module of a torchvision builder or an ultralytics model yaml.
 
     Raises:
-        InvalidModel: the name is neither, or does not fit the task type.
+        InvalidModel: the name is neither (a path above all), or does not fit the task type.
     """
+    check_architecture(name, task_type)  # again here: rows stored before the upload check
     if name.endswith((".yaml", ".yml")):
         return _ultralytics_model(name, task_type, num_classes)
     from torchvision import models

@@ -6,6 +6,7 @@ One package, imported as ``cvplatform.schemas``; its modules hold one area each.
 from __future__ import annotations
 
 from cvplatform.schemas.accounts import (
+    API_KEY_MAX_DAYS,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
@@ -13,6 +14,8 @@ from cvplatform.schemas.accounts import (
     ComponentStatus,
     Liveness,
     LoginRequest,
+    PasswordChange,
+    PasswordReset,
     Principal,
     Readiness,
     RoleChange,
@@ -68,6 +71,7 @@ from cvplatform.schemas.resources import (
 )
 
 __all__ = [
+    "API_KEY_MAX_DAYS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "PASSWORD_MAX_BYTES",
@@ -102,6 +106,8 @@ __all__ = [
     "ModelStatus",
     "Optimizer",
     "Page",
+    "PasswordChange",
+    "PasswordReset",
     "PreprocessConfig",
     "PreprocessRequest",
     "PreprocessingOut",

@@ -15,6 +15,13 @@ from cvplatform.schemas.base import (
     check_password_length,
 )
 
+# The longest lifetime an API key can be given; a key that should outlive it never expires.
+API_KEY_MAX_DAYS = 3650
+_PASSWORD_RULES = (
+    f"{PASSWORD_MIN_CHARS} characters or more, at most {PASSWORD_MAX_BYTES} bytes in UTF-8 "
+    "(bcrypt reads no further)"
+)
+
 # --- auth -----------------------------------------------------------------------------------
 
 
@@ -40,6 +47,14 @@ class Principal(WireModel):
 
 class ApiKeyCreate(WireModel):
     name: str = Field(min_length=1, max_length=100, examples=["notebook"])
+    expires_in_days: int | None = Field(
+        None,
+        ge=1,
+        le=API_KEY_MAX_DAYS,
+        description=f"refuse the key this many days after its creation (1 to {API_KEY_MAX_DAYS});"
+        " leave it out for a key that never expires",
+        examples=[90],
+    )
 
 
 class ApiKeyOut(WireModel):
@@ -49,6 +64,9 @@ class ApiKeyOut(WireModel):
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
+    expires_at: str | None = Field(
+        None, description="ISO-8601 UTC time from which the key is refused; null: never"
+    )
 
 
 class ApiKeyCreated(ApiKeyOut):
@@ -63,8 +81,7 @@ class UserCreate(WireModel):
     password: str = Field(
         min_length=PASSWORD_MIN_CHARS,
         max_length=PASSWORD_MAX_BYTES,
-        description=f"{PASSWORD_MIN_CHARS} characters or more, at most {PASSWORD_MAX_BYTES} "
-        "bytes in UTF-8 (bcrypt reads no further)",
+        description=_PASSWORD_RULES,
         examples=["a long pass phrase"],
     )
     role: Role = Field(examples=["engineer"])
@@ -74,6 +91,33 @@ class UserCreate(WireModel):
 
 class RoleChange(WireModel):
     role: Role
+
+
+class PasswordChange(WireModel):
+    """A user's own password change: the current password proves it is them."""
+
+    old_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(
+        min_length=PASSWORD_MIN_CHARS,
+        max_length=PASSWORD_MAX_BYTES,
+        description=_PASSWORD_RULES,
+        examples=["a new long pass phrase"],
+    )
+
+    _password_length = field_validator("new_password")(check_password_length)
+
+
+class PasswordReset(WireModel):
+    """An admin's reset of someone's password (no old password needed)."""
+
+    password: str = Field(
+        min_length=PASSWORD_MIN_CHARS,
+        max_length=PASSWORD_MAX_BYTES,
+        description=_PASSWORD_RULES,
+        examples=["a new long pass phrase"],
+    )
+
+    _password_length = field_validator("password")(check_password_length)
 
 
 class UserOut(WireModel):

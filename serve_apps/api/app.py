@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from cvplatform import __version__
+from cvplatform.scrub import platform_scrubber
 from serve_apps.api.errors import install_error_handlers
 from serve_apps.api.guard import guarded_routes
 from serve_apps.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -19,6 +20,7 @@ from serve_apps.api.routes import (
     health,
     jobs,
     models,
+    passwords,
     system,
     uploads,
     users,
@@ -29,6 +31,7 @@ ROUTERS = (
     health.router,
     auth.router,
     api_keys.router,
+    passwords.router,
     users.router,
     models.router,
     datasets.router,
@@ -55,12 +58,14 @@ def create_app(state: PlatformState) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # The audit trail's writer runs while the server does (uvicorn runs the lifespan).
+        lifespan=lambda _app: state.audit.running(),
     )
     app.state.platform = state
     for router in ROUTERS:
         app.include_router(router)
     app.mount(docs.ASSETS_URL, docs.docs_assets(), name="docs-assets")
-    install_error_handlers(app)
+    install_error_handlers(app, platform_scrubber(state.settings))
     settings = state.settings
     # Room for the form's small fields around the file, whose own limit the upload enforces.
     upload_limits = {

@@ -2,18 +2,26 @@
 
 A check's result is reused for a second or two (``CVP_AUTH_CACHE_S``), so that a hundred clients
 polling with one key cost one lookup, not a hundred; the routes that revoke a key, end a session,
-change a role or delete a user forget the affected entries at once.
+change a role or a password, or delete a user forget the affected entries at once. A token's or
+an API key's expiry is checked on every request, cached or not.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import sqlite_utils
 from starlette.requests import Request
 
-from cvplatform.clock import from_iso
-from cvplatform.errors import AuthError, CvpError, TokenExpired, TokenRevoked
+from cvplatform.clock import from_iso, to_iso
+from cvplatform.errors import (
+    ApiKeyExpired,
+    AuthError,
+    CvpError,
+    TokenExpired,
+    TokenRevoked,
+)
 from cvplatform.schemas import Principal
 from serve_apps.api.state import PlatformState, platform
 from serve_apps.auth.api_keys import key_matches, key_prefix
@@ -83,6 +91,7 @@ async def _from_api_key(state: PlatformState, key: str) -> Principal:
     fingerprint = credential_fingerprint(key)
     cached = state.credentials.get(fingerprint)
     if cached is not None:
+        _refuse_expired_key(cached, state.clock())
         return cached.principal
     with state.readers.borrow() as db:
         row = queries.api_key_for_auth(db, prefix)
@@ -93,7 +102,10 @@ async def _from_api_key(state: PlatformState, key: str) -> Principal:
     principal = Principal(
         user_id=row["user_id"], username=row["username"], role=row["role"], via="api_key"
     )
-    state.credentials.put(fingerprint, CachedCredential(principal, row["id"]))
+    expires_at = from_iso(row["expires_at"]) if row["expires_at"] else None
+    credential = CachedCredential(principal, row["id"], expires_at=expires_at)
+    _refuse_expired_key(credential, state.clock())
+    state.credentials.put(fingerprint, credential)
     last_used = from_iso(row["last_used_at"]) if row["last_used_at"] else None
     if state.key_use.should_touch(row["id"], last_used):
         # One request per key and interval waits for this write; the rest never see it.
@@ -102,3 +114,11 @@ async def _from_api_key(state: PlatformState, key: str) -> Principal:
         except CvpError as error:  # the request itself can go on without this hint
             log.warning("could not record API key use: %s", error.message)
     return principal
+
+
+def _refuse_expired_key(credential: CachedCredential, now: datetime) -> None:
+    # Checked on every request, cached or not: a cache entry may outlive the key's expiry.
+    if credential.expires_at is not None and credential.expires_at <= now:
+        raise ApiKeyExpired(
+            f"this API key expired at {to_iso(credential.expires_at)}; create a new one"
+        )

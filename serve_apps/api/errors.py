@@ -1,9 +1,11 @@
-"""Every failure leaves the API as ``{"error": {"code", "message", "request_id"}}``."""
+"""Every failure leaves the API as ``{"error": {"code", "message", "request_id"}}``, its message
+without the server's paths (``cvplatform.scrub``): the log keeps them."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -41,17 +43,23 @@ def error_response(
     return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
+def _scrubbed(request: Request, message: str) -> str:
+    scrub: Callable[[str], str] = request.app.state.scrub_message
+    return scrub(message)
+
+
 async def _platform_error(request: Request, raised: Exception) -> JSONResponse:
     error = cast(CvpError, raised)  # Starlette calls each handler for its own exception type
     if error.status >= 500:
         log.warning("request failed: %s", error.message, extra={"code": error.code})
-    return error_response(error.status, error.code, error.message, headers=error.headers() or None)
+    message = _scrubbed(request, error.message)
+    return error_response(error.status, error.code, message, headers=error.headers() or None)
 
 
 async def _http_error(request: Request, raised: Exception) -> JSONResponse:
     error = cast(HTTPException, raised)
     code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
-    message = str(error.detail)
+    message = _scrubbed(request, str(error.detail))
     if error.status_code == 404:
         message = f"no route {request.method} {request.url.path}; see /docs for the API"
     headers = dict(error.headers) if error.headers else None
@@ -77,10 +85,17 @@ async def _validation_error(request: Request, raised: Exception) -> JSONResponse
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
     # A read failed (writes are translated by the store actor): the same 503 as a failed write.
     log.error("database read failed: %s", error)
-    return error_response(503, "store_unavailable", f"the database could not be read: {error}")
+    message = _scrubbed(request, f"the database could not be read: {error}")
+    return error_response(503, "store_unavailable", message)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, scrub_message: Callable[[str], str]) -> None:
+    """Answer every platform, HTTP, validation and database error in the one error shape.
+
+    Args:
+        scrub_message: takes the server's paths out of a message (``platform_scrubber``).
+    """
+    app.state.scrub_message = scrub_message
     app.add_exception_handler(CvpError, _platform_error)
     app.add_exception_handler(sqlite3.Error, _database_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -2,12 +2,12 @@
 
 Routes are declared with ``**requires(Action.X)``; :class:`GuardedRoute` refuses a route without
 one, authenticates the caller (401), asks the RBAC policy (403), and only then lets FastAPI read
-the body and run the handler. State-changing requests and every denial go to the audit log.
+the body and run the handler. Changes, reads of records and every denial go to the audit trail
+(:func:`serve_apps.api.audit_rows.is_audited` says which), before the response is sent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -19,16 +19,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cvplatform.clock import to_iso
 from cvplatform.errors import CvpError, PermissionDenied
 from cvplatform.jsonlog import user_id_var
 from cvplatform.schemas import Principal
+from serve_apps.api.audit_rows import AuditRow, is_aggregated, is_audited
 from serve_apps.api.authn import authenticate
 from serve_apps.api.state import platform
 from serve_apps.auth.policy import PERMISSIONS, Action, can, needs_credentials
 
 log = logging.getLogger("cvp.api")
 ACTION_KEY = "x-action"
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def requires(action: Action, **openapi: Any) -> dict[str, Any]:
@@ -66,9 +67,9 @@ class GuardedRoute(APIRoute):
                     await _authorize(request, action)
                 response = await handler(request)
             except Exception as error:
-                await _audit(request, route_name, _status_of(error))
+                _audit(request, action, route_name, _status_of(error))
                 raise
-            await _audit(request, route_name, response.status_code)
+            _audit(request, action, route_name, response.status_code)
             return response
 
         return guarded_handler
@@ -93,21 +94,20 @@ def _status_of(error: Exception) -> int:
     return 422 if isinstance(error, RequestValidationError) else 500
 
 
-async def _audit(request: Request, route_name: str, status: int) -> None:
-    """Record state changes and denials; a failing audit write never changes the answer."""
-    if request.method in _READ_METHODS and status not in (401, 403):
+def _audit(request: Request, action: Action, route_name: str, status: int) -> None:
+    """Record the request if it is audited; a failing audit record never changes the answer."""
+    if not is_audited(action, request.method, status):
         return
-    principal: Principal | None = getattr(request.state, "principal", None)
     try:
-        await asyncio.wait_for(_append_audit(request, route_name, status, principal), 10.0)
+        platform(request).audit.record(_audit_row(request, action, route_name, status))
     except Exception as error:
-        log.error("audit write failed: %s", error, extra={"route": route_name, "status": status})
+        log.error("audit record failed: %s", error, extra={"route": route_name, "status": status})
 
 
-async def _append_audit(
-    request: Request, route_name: str, status: int, principal: Principal | None
-) -> None:
-    await platform(request).ops.append_audit(
+def _audit_row(request: Request, action: Action, route_name: str, status: int) -> AuditRow:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return AuditRow(
+        at=to_iso(platform(request).clock()),
         action=route_name,
         resource=f"{request.method} {request.url.path}",
         result=status,
@@ -115,6 +115,8 @@ async def _append_audit(
         username=principal.username if principal else getattr(request.state, "actor", None),
         request_id=getattr(request.state, "request_id", None),
         detail=getattr(request.state, "audit_detail", None),
+        address=request.client.host if request.client else None,
+        merge=is_aggregated(action, status),
     )
 
 

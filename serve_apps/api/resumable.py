@@ -27,11 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from cvplatform.clock import Clock, from_iso, to_iso
-from cvplatform.errors import NotFound, PayloadTooLarge, UploadBusy, UploadStalled
+from cvplatform.errors import (
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    UploadBusy,
+    UploadStalled,
+)
 from cvplatform.schemas import UploadKind
 from serve_apps.api.tus import UPLOAD_ID, UploadRecord, check_append, is_expired
 
 _FLUSH_BYTES = 4 * 1024 * 1024
+# What a PATCH holds before it is on disk: the block being written and the one filling up.
+BUFFERED_BYTES = 2 * _FLUSH_BYTES
 # A PATCH that receives nothing for this long is ended, keeping what it got: a connection that
 # died without closing (no FIN ever comes) would otherwise hold the upload against the resume.
 IDLE_TIMEOUT_S = 60.0
@@ -101,7 +109,8 @@ class ResumableUploads:
 
         Bytes that arrived before the stream broke off (a dropped connection) or stalled for
         ``idle_timeout_s`` are kept and recorded, so that the client can resume from them; past
-        the length, nothing of this request is kept.
+        the length or past the disk's reserve (``InsufficientStorage`` from the stream), nothing
+        of this request is kept.
 
         Raises:
             OffsetMismatch, PayloadTooLarge, UploadBusy, UploadStalled; and whatever the stream
@@ -127,7 +136,7 @@ class ResumableUploads:
                     f"no bytes arrived for {self.idle_timeout_s:g} s; what came is kept: "
                     "HEAD the upload for its offset and resume"
                 ) from None
-            except (PayloadTooLarge, OSError):
+            except (PayloadTooLarge, InsufficientStorage, OSError):
                 writer.abandon()  # what it wrote lies past the recorded offset: cut next time
                 raise
             except BaseException:
@@ -273,6 +282,7 @@ class _PartWriter:
         self._file = part.open("r+b")
         self._file.truncate(start)  # bytes past the recorded offset were never acknowledged
         self._file.seek(start)
+        self._start = start
         self._limit = limit
         self._digest = digest
         self._executor = executor
@@ -314,11 +324,13 @@ class _PartWriter:
         return self._received, self._digest
 
     def abandon(self) -> None:
-        """Stop without recording anything: what was written lies past the recorded offset,
-        and the next writer cuts it off (blocking)."""
+        """Stop without recording anything: what was written lies past the recorded offset and
+        is cut off now, its space given back (else the next writer cuts it) (blocking)."""
         for future in self._in_flight:
             with contextlib.suppress(Exception):
                 future.result()
+        with contextlib.suppress(OSError, ValueError):
+            self._file.truncate(self._start)
         with contextlib.suppress(OSError, ValueError):
             self._file.close()
 

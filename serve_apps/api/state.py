@@ -18,8 +18,10 @@ from fastapi import Depends, Request
 from cvplatform.clock import Clock
 from cvplatform.config import Settings
 from cvplatform.schemas import Readiness
+from serve_apps.api.audit import AuditTrail
 from serve_apps.api.resumable import ResumableUploads
 from serve_apps.auth.credential_cache import CredentialCache, KeyUseThrottle
+from serve_apps.auth.throttle import LoginThrottle
 from store.connections import ReaderPool
 from store.operations import AsyncStoreOperations
 
@@ -60,18 +62,25 @@ class PlatformState:
     readers: ReaderPool = field(init=False)
     credentials: CredentialCache = field(init=False)
     key_use: KeyUseThrottle = field(init=False)
+    login_throttle: LoginThrottle = field(init=False)
     uploads: ResumableUploads = field(init=False)
+    audit: AuditTrail = field(init=False)
 
     def __post_init__(self) -> None:
         ttl = timedelta(seconds=self.settings.auth_cache_s)
-        object.__setattr__(self, "ops", AsyncStoreOperations(self.store))
+        ops = AsyncStoreOperations(self.store, self.settings.store_call_timeout_s)
+        object.__setattr__(self, "ops", ops)
         object.__setattr__(self, "readers", ReaderPool(self.settings.db_path))
         object.__setattr__(self, "credentials", CredentialCache(ttl, self.clock))
         object.__setattr__(self, "key_use", KeyUseThrottle(KEY_TOUCH_INTERVAL, self.clock))
+        throttle = LoginThrottle.from_settings(self.settings, self.clock)
+        object.__setattr__(self, "login_throttle", throttle)
         uploads = ResumableUploads(
             self.settings.staging_dir / "resumable", self.settings.upload_expiry_s, self.clock
         )
         object.__setattr__(self, "uploads", uploads)
+        audit = AuditTrail.from_settings(self.settings, self.ops, self.clock)
+        object.__setattr__(self, "audit", audit)
 
 
 def platform(request: Request) -> PlatformState:

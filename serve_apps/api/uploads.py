@@ -4,7 +4,8 @@ body (``take_finished``).
 
 Multipart: each file part is hashed and counted as it arrives and refused the moment it passes its
 limit; small text fields are kept in memory. Starlette's own form parser would first spool every
-file to a temporary file; this one writes each once.
+file to a temporary file; this one writes each once. The number of parts and the header bytes of
+each are bounded too (413), and so is what the upload may leave free on the disk (507).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from cvplatform.config import Settings
 from cvplatform.errors import InvalidInput, PayloadTooLarge
 from cvplatform.schemas import Principal, UploadKind
+from serve_apps.api.disk_reserve import DiskReserve, disk_full, within_reserve
 from serve_apps.api.resumable import ResumableUploads
 from serve_apps.api.tus import check_finished
 
@@ -33,6 +36,10 @@ Body = TypeVar("Body", bound=BaseModel)
 
 MAX_FIELD_BYTES = 64 * 1024
 _FLUSH_BYTES = 1024 * 1024
+# What a file part holds in memory before it is written: one flush's worth and a chunk more.
+_BUFFERED_BYTES = 2 * _FLUSH_BYTES
+# A part needs two or three (Content-Disposition, Content-Type); the parser's own default.
+_MAX_HEADERS_PER_PART = 8
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,30 @@ class FileField:
     max_bytes: int
     check_filename: Callable[[str], object]
     required: bool = True
+
+
+@dataclass(frozen=True)
+class MultipartLimits:
+    """What one multipart body may hold besides its files' sizes (each past it: 413)."""
+
+    max_parts: int
+    max_part_header_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> MultipartLimits:
+        return cls(settings.max_multipart_fields, settings.max_part_header_bytes)
+
+    def too_many_parts(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"the upload has more than {self.max_parts} parts (form fields and files "
+            "together); send only the fields the route takes"
+        )
+
+    def too_many_header_bytes(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"the headers of a part of the upload pass the limit of "
+            f"{self.max_part_header_bytes} bytes (or {_MAX_HEADERS_PER_PART} headers)"
+        )
 
 
 @dataclass
@@ -108,31 +139,48 @@ class _FileSink:
 class _FormCollector:
     """The parser's callbacks: which part is which, and where its bytes go."""
 
-    def __init__(self, staging_dir: Path, file_fields: dict[str, FileField]) -> None:
+    def __init__(
+        self, staging_dir: Path, file_fields: dict[str, FileField], limits: MultipartLimits
+    ) -> None:
         self.form = ReceivedForm()
         self.sinks: dict[str, _FileSink] = {}
         self.current: _FileSink | None = None
         self._staging_dir = staging_dir
         self._file_fields = file_fields
+        self._limits = limits
+        self._parts = 0
+        self._header_bytes = 0
         self._headers: dict[str, bytes] = {}
-        self._header_name = b""
-        self._header_value = b""
+        self._header_name = bytearray()
+        self._header_value = bytearray()
         self._field: tuple[str, bytearray] | None = None
 
     def on_part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > self._limits.max_parts:
+            raise self._limits.too_many_parts()
         self._headers, self._field, self.current = {}, None, None
+        self._header_bytes = 0
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self._header_name += data[start:end]
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self._header_value += data[start:end]
+
+    def _count_header_bytes(self, size: int) -> None:
+        # Counted before they are kept: a huge header never reaches memory whole.
+        self._header_bytes += size
+        if self._header_bytes > self._limits.max_part_header_bytes:
+            raise self._limits.too_many_header_bytes()
 
     def on_header_end(self) -> None:
         name = self._header_name.decode("latin-1").lower()
         # Kept as bytes: a UTF-8 file name is not latin-1, and the options parser reads bytes.
         self._headers[name] = bytes(self._header_value)
-        self._header_name, self._header_value = b"", b""
+        self._header_name, self._header_value = bytearray(), bytearray()
 
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get("content-disposition", b""))
@@ -184,14 +232,17 @@ class _FormCollector:
 
 
 async def receive_upload(
-    request: Request, staging_dir: Path, file_fields: dict[str, FileField]
+    request: Request, settings: Settings, file_fields: dict[str, FileField]
 ) -> ReceivedForm:
-    """Read a ``multipart/form-data`` body, its file parts streamed to ``staging_dir``.
+    """Read a ``multipart/form-data`` body, its file parts streamed to the staging folder.
 
     Raises:
         InvalidInput: not multipart, malformed, a bad file name, an over-long field, an
             unexpected file field, or a required file missing.
-        PayloadTooLarge: a file passed its limit; nothing is left on disk.
+        PayloadTooLarge: a file passed its limit, or the body has too many parts or a part too
+            many header bytes; nothing is left on disk.
+        InsufficientStorage: the disk would keep less than its reserve (checked by
+            ``Content-Length`` before reading, and as the body grows); nothing is left on disk.
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
@@ -199,10 +250,22 @@ async def receive_upload(
             "send the upload as multipart/form-data (curl -F file=@name ...), or as "
             "application/json naming a finished resumable upload (upload_id)"
         )
-    collector = _FormCollector(staging_dir, file_fields)
-    parser = MultipartParser(options[b"boundary"], callbacks=collector.callbacks())  # type: ignore[arg-type]
+    reserve = DiskReserve.of(settings)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        reserve.check(int(declared))
+    limits = MultipartLimits.of(settings)
+    collector = _FormCollector(settings.staging_dir, file_fields, limits)
+    parser = MultipartParser(
+        options[b"boundary"],
+        callbacks=collector.callbacks(),  # type: ignore[arg-type]
+        # The parser's own bound is per header line (4 KiB unless told); the collector's is
+        # the part's headers together.
+        max_header_size=limits.max_part_header_bytes,
+        max_header_count=_MAX_HEADERS_PER_PART,
+    )
     try:
-        async for chunk in request.stream():
+        async for chunk in within_reserve(request.stream(), reserve, _BUFFERED_BYTES):
             parser.write(chunk)
             if collector.current is not None and collector.current.should_flush:
                 await run_in_threadpool(collector.current.flush)
@@ -219,8 +282,12 @@ async def receive_upload(
     except BaseException as error:
         for sink in collector.sinks.values():
             sink.discard()
+        if isinstance(error, MultipartParseError) and str(error).startswith("Maximum header"):
+            raise limits.too_many_header_bytes() from error
         if isinstance(error, MultipartParseError | ValueError):
             raise InvalidInput(f"malformed multipart body: {error}") from error
+        if isinstance(error, OSError) and (full := disk_full(error)) is not None:
+            raise full from error
         raise
     collector.form.files = {name: sink.received for name, sink in collector.sinks.items()}
     return collector.form

@@ -26,7 +26,7 @@ class CachedCredential:
     principal: Principal
     # What names the credential in the store: the API key's id, or the login session's id.
     record_id: int | str
-    # A token's session ends at this time even while its cache entry is fresh.
+    # A token's session or an API key ends at this time even while its cache entry is fresh.
     expires_at: datetime | None = None
 
 

@@ -12,7 +12,7 @@ from cvplatform.schemas import ROLES, Role
 
 class Action(StrEnum):
     PUBLIC = "public"  # liveness, readiness, login, the API documents: no credentials needed
-    SELF = "self"  # who am I, log out, manage one's own API keys
+    SELF = "self"  # who am I, log out, change one's own password, manage one's own API keys
     INFERENCE_RUN = "inference.run"
     RESOURCES_READ = "resources.read"  # models, datasets, jobs, benchmarks, reports, configuration
     RESOURCES_UPLOAD = "resources.upload"  # models and datasets

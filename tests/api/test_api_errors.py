@@ -18,7 +18,10 @@ pytestmark = pytest.mark.anyio
 ROUTES_WITH_AN_ID = [
     (method, path, route) for method, path, route in route_table() if "{" in route.path
 ]
-ACCEPTED_BODIES = {("PATCH", "/api/v1/users/{user_id}"): {"role": "viewer"}}
+ACCEPTED_BODIES = {
+    ("PATCH", "/api/v1/users/{user_id}"): {"role": "viewer"},
+    ("PUT", "/api/v1/users/{user_id}/password"): {"password": "a-new-password"},
+}
 # The resumable upload routes speak tus: without its version header they answer 412 first.
 ACCEPTED_HEADERS = {
     "/api/v1/uploads/{upload_id}": {

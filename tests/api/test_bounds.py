@@ -1,13 +1,14 @@
 """What the fuzzer found: numbers past SQLite's 64-bit integers and non-latin-1 file names.
 
-Each answered 500 before; now a number out of range is a 422 naming the parameter, and a UTF-8
-file name is a file name.
+Each answered 500 before; now a number out of range is a 422 naming the parameter (a malformed
+``Last-Event-ID`` header a 400), and a UTF-8 file name is a file name.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from cvplatform.errors import MalformedHeader
 from tests.api_harness import Caller, InProcessApi, error_of
 from tests.helpers import unique
 
@@ -49,15 +50,28 @@ async def test_a_key_id_past_sqlite_is_422_and_revokes_nothing(
     assert still.status_code == 200
 
 
-@pytest.mark.parametrize("last_event_id", ["not-a-number", PAST_SQLITE])
-async def test_a_bad_last_event_id_is_422(
+@pytest.mark.parametrize("last_event_id", ["not-a-number", PAST_SQLITE, "-1", "1.5", "0x10"])
+async def test_a_malformed_last_event_id_is_400_invalid_header(
     api: InProcessApi, admin: Caller, last_event_id: str
 ) -> None:
     answer = await api.http.get(
         "/api/v1/jobs/any/events", headers={**admin.headers, "Last-Event-ID": last_event_id}
     )
-    assert answer.status_code == 422, answer.text
-    assert answer.json()["error"]["fields"][0]["location"] == "header.last-event-id"
+    assert answer.status_code == 400, answer.text
+    error = error_of(answer, MalformedHeader)
+    assert error["code"] == "invalid_header"
+    assert "Last-Event-ID" in error["message"]
+
+
+@pytest.mark.parametrize("last_event_id", ["0", "42", str(2**63 - 1), " 7 "])
+async def test_a_well_formed_last_event_id_reaches_the_route(
+    api: InProcessApi, admin: Caller, last_event_id: str
+) -> None:
+    answer = await api.http.get(
+        "/api/v1/jobs/no-such-job/events",
+        headers={**admin.headers, "Last-Event-ID": last_event_id},
+    )
+    assert answer.status_code == 404, answer.text  # past the header: the job is looked up
 
 
 async def test_a_utf8_file_name_is_accepted_as_written(api: InProcessApi, engineer: Caller) -> None:

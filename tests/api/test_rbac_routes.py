@@ -28,8 +28,9 @@ EXPECTED_ACTIONS: dict[tuple[str, str], Action] = {
     ("POST", "/api/v1/auth/login"): Action.PUBLIC,
     ("GET", "/api/v1/openapi.json"): Action.PUBLIC,
     ("GET", "/docs"): Action.PUBLIC,
-    # who am I, log out, one's own API keys: every role
+    # who am I, log out, one's own password and API keys: every role
     ("POST", "/api/v1/auth/logout"): Action.SELF,
+    ("POST", "/api/v1/auth/password"): Action.SELF,
     ("GET", "/api/v1/auth/me"): Action.SELF,
     ("POST", "/api/v1/auth/api-keys"): Action.SELF,
     ("GET", "/api/v1/auth/api-keys"): Action.SELF,
@@ -40,6 +41,7 @@ EXPECTED_ACTIONS: dict[tuple[str, str], Action] = {
     ("GET", "/api/v1/users/{user_id}"): Action.USERS_MANAGE,
     ("PATCH", "/api/v1/users/{user_id}"): Action.USERS_MANAGE,
     ("DELETE", "/api/v1/users/{user_id}"): Action.USERS_MANAGE,
+    ("PUT", "/api/v1/users/{user_id}/password"): Action.USERS_MANAGE,
     # models: engineers upload and read, admins delete
     ("POST", "/api/v1/models"): Action.RESOURCES_UPLOAD,
     ("GET", "/api/v1/models"): Action.RESOURCES_READ,

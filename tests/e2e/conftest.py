@@ -23,7 +23,7 @@ class Machine:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['CVP_PORT']}"
+        return f"http://{self.env.get('CVP_HOST', '127.0.0.1')}:{self.env['CVP_PORT']}"
 
     def cvp(
         self,

@@ -62,6 +62,10 @@ def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
         port=free_port(),
         admin_password=ADMIN_PASSWORD,
         bcrypt_rounds=4,
+        # One session-long platform that every test logs in to from 127.0.0.1: the login
+        # buckets are tested in-process, with their own limits.
+        login_per_address_per_minute=100_000,
+        login_global_per_minute=100_000,
         # Long enough that a test can kill the store actor while a write waits for the lock.
         store_busy_timeout_s=10,
         max_extract_bytes=MAX_EXTRACT_BYTES,
@@ -78,7 +82,7 @@ def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
     ray.kill(scheduler)
     ray.get(api_actor.stop.remote())
     ray.kill(api_actor)
-    ray.get(store_actor.close.remote())
+    StoreClient(store_actor).close_store()
     ray.kill(store_actor)
 
 

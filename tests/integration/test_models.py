@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cvplatform.client import Client
+from cvplatform.errors import InvalidModel
 from tests import models_kit
 from tests.helpers import unique
 from tests.integration.conftest import LivePlatform
@@ -150,13 +151,8 @@ def test_bad_model_files_end_invalid_with_the_reason(
         "random bytes": (models_kit.random_bytes(kit / "random.onnx"), {}, "ONNX"),
         "truncated": (truncated, {}, "ONNX"),
         "missing input": (models_kit.onnx_missing_input(kit / "ghost.onnx"), {}, "ghost"),
-        "unknown architecture": (
-            models_kit.resnet18_state_dict(kit / "r18.pth"),
-            {"architecture": "resnet9000"},
-            "unknown classification architecture 'resnet9000'",
-        ),
         "wrong architecture": (
-            kit / "r18.pth",
+            models_kit.resnet18_state_dict(kit / "r18.pth"),
             {"architecture": "mobilenet_v3_small"},
             "does not match architecture 'mobilenet_v3_small': missing features.0.0.weight",
         ),
@@ -167,6 +163,14 @@ def test_bad_model_files_end_invalid_with_the_reason(
     }
     for case, (_, _, expected) in cases.items():
         assert expected in _invalid(engineer, accepted[case]), case
+
+
+def test_an_unknown_architecture_is_refused_at_upload(engineer: Client, kit: Path) -> None:
+    # Checked before the file is kept (tests/api/test_model_architecture.py has the paths).
+    path = models_kit.resnet18_state_dict(kit / "r18-unknown.pth")
+    with pytest.raises(InvalidModel) as refused:
+        engineer.upload_model(path, unique("bad"), "classification", architecture="resnet9000")
+    assert "unknown classification architecture 'resnet9000'" in refused.value.message
 
 
 def test_detection_model_uploaded_as_classification(engineer: Client, kit: Path) -> None:
@@ -191,6 +195,17 @@ def test_a_malicious_pickle_never_runs(
     )
     assert "arbitrary code" in reason
     assert not marker.exists()
+
+
+def test_a_torchscript_that_reads_the_jwt_secret_is_refused(
+    platform: LivePlatform, engineer: Client, kit: Path
+) -> None:
+    secret = platform.settings.jwt_secret_path
+    before = secret.read_bytes()
+    path = models_kit.secret_reading_torchscript(kit / "leak.pt", secret, len(before))
+    reason = _invalid(engineer, engineer.upload_model(path, unique("leak"), "classification").id)
+    assert "the graph uses aten::from_file, which can read server files" in reason
+    assert secret.read_bytes() == before
 
 
 def test_delete_removes_row_and_files(

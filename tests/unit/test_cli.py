@@ -7,12 +7,15 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from cvplatform.cli import main
+from serve_apps.auth.api_keys import generate_api_key
+from serve_apps.auth.passwords import hash_password, verify_password
 from store import queries
 from store.connections import open_reader
 from store.lock import DataDirLock
@@ -49,6 +52,7 @@ def test_the_commands_the_issue_names_exist() -> None:
         "user list",
         "user delete",
         "user set-role",
+        "user reset-password",
         "backup",
         "restore",
         "samples",
@@ -126,6 +130,12 @@ def test_user_commands_on_a_stopped_platform(data_dir: Path) -> None:
         (["user", "set-role", "admin", "viewer"], None, "last admin"),
         (["user", "delete", "nobody"], None, "no user named"),
         (
+            ["user", "reset-password", "nobody", "--password-stdin"],
+            "long-enough\n",
+            "no user named",
+        ),
+        (["user", "reset-password", "admin", "--password-stdin"], "short\n", "at least 8"),
+        (
             ["user", "create", "ADMIN", "--role", "viewer", "--password-stdin"],
             "long-enough\n",
             "already exists",
@@ -138,6 +148,72 @@ def test_user_command_refusals(
     result = CliRunner().invoke(main, args, input=stdin)
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_reset_password_ends_the_users_sessions(data_dir: Path) -> None:
+    writer = StoreWriter(data_dir / "cvp.db")
+    erin = writer.create_user("erin", hash_password("old-password", 4), "engineer")
+    writer.create_session("erins-session", erin.id, "2999-01-01T00:00:00.000+00:00")
+    writer.close()
+    result = CliRunner().invoke(
+        main, ["user", "reset-password", "erin", "--password-stdin"], input="new-password\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "login sessions revoked: 1" in result.output
+    reader = open_reader(data_dir / "cvp.db")
+    session = queries.session_for_auth(reader, "erins-session")
+    credentials = queries.user_credentials(reader, "erin")
+    entries = queries.audit_entries(reader, 10, 0)
+    reader.conn.close()
+    assert session is not None and session["revoked_at"] is not None
+    assert credentials is not None
+    assert verify_password("new-password", credentials["password_hash"], 4)
+    assert not verify_password("old-password", credentials["password_hash"], 4)
+    assert [(entry["action"], entry["detail"]) for entry in entries] == [
+        ("set_password", "password of erin reset")
+    ]
+    assert "new-password" not in repr(entries)
+
+
+def test_restore_keeps_api_keys_revoked_after_the_backup(data_dir: Path, tmp_path: Path) -> None:
+    writer = StoreWriter(data_dir / "cvp.db")
+    keys = {}
+    for name in ("kept", "revoked", "deleted"):
+        owner = writer.create_user(f"{name}-owner", "hash", "engineer")
+        new_key = generate_api_key()
+        writer.create_api_key(owner.id, name, new_key.prefix, new_key.key_hash)
+        keys[name] = new_key
+    writer.close()
+    runner = CliRunner()
+    assert runner.invoke(main, ["backup", str(tmp_path / "backup.db")]).exit_code == 0
+
+    writer = StoreWriter(data_dir / "cvp.db")
+    revoked = writer.revoke_api_key(*_owner_and_id(writer, keys["revoked"].prefix))
+    writer.delete_user(_owner_and_id(writer, keys["deleted"].prefix)[0])
+    writer.close()
+    restored = runner.invoke(main, ["restore", str(tmp_path / "backup.db")])
+    assert restored.exit_code == 0, restored.output
+    assert "2 API keys revoked or deleted since the backup stay revoked" in restored.output
+
+    reader = open_reader(data_dir / "cvp.db")
+    revoked_at = {
+        name: _row(queries.api_key_for_auth(reader, key.prefix))["revoked_at"]
+        for name, key in keys.items()
+    }
+    reader.conn.close()
+    assert revoked_at["kept"] is None  # still good: it was neither revoked nor deleted
+    assert revoked_at["revoked"] == revoked["revoked_at"]
+    assert revoked_at["deleted"] is not None  # its user comes back; the key does not
+
+
+def _row(row: dict[str, Any] | None) -> dict[str, Any]:
+    assert row is not None
+    return row
+
+
+def _owner_and_id(writer: StoreWriter, prefix: str) -> tuple[int, int]:
+    row = _row(queries.api_key_for_auth(writer._db, prefix))
+    return row["user_id"], row["id"]
 
 
 def test_offline_writes_take_the_data_dir_lock(data_dir: Path) -> None:

@@ -59,6 +59,8 @@ PURE_MODULES = [
     "serve_apps.auth.tokens",
     "serve_apps.auth.passwords",
     "serve_apps.auth.api_keys",
+    "serve_apps.auth.check_queue",
+    "serve_apps.auth.throttle",
     "serve_apps.api.app",  # the management API builds without Ray
     "serve_apps.api.resumable",
     "serve_apps.api.tus",
@@ -69,6 +71,11 @@ PURE_MODULES = [
     "actors.models.onnx_inspect",
     "actors.models.parity",
     "actors.models.conversion",
+    "actors.models.architectures",  # the API checks an upload's architecture with it
+    "actors.models.unsafe_ops",
+    "actors.models.graph_inspection",
+    "actors.models.sandbox",
+    "actors.models.sandbox_run",  # the conversion job: PyTorch loads in its worker only
     "actors.datasets.layouts",
     "actors.datasets.validate",
     "actors.datasets.preprocess",

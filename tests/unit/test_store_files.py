@@ -11,7 +11,7 @@ import pytest
 from cvplatform.errors import InvalidInput, PayloadTooLarge, PlatformRunning
 from store import queries
 from store.artifacts import sha256_of, write_artifact
-from store.backup import backup_database, restore_database
+from store.backup import backup_database, restore_database, revocations_to_carry
 from store.connections import open_reader
 from store.lock import DataDirLock
 from store.writer import StoreWriter
@@ -65,7 +65,7 @@ def test_backup_while_a_writer_is_open_then_restore(tmp_path: Path) -> None:
     live_writer.create_user("after-backup", "hash", "viewer")
     live_writer.close()
 
-    kept = restore_database(backup, db_path)
+    kept = restore_database(backup, db_path).kept
     reader = open_reader(db_path)
     assert [user.username for user in queries.list_users(reader)] == ["kept"]
     reader.conn.close()
@@ -88,6 +88,45 @@ def test_restore_revokes_every_login_session(tmp_path: Path) -> None:
     session = queries.session_for_auth(reader, "before-backup")
     reader.conn.close()
     assert session is not None and session["revoked_at"] is not None
+
+
+def test_revocations_to_carry_keeps_later_revocations_and_deletions() -> None:
+    backed_up = [
+        (1, "cvp_aaaaaaaa", "hash-a", None),  # untouched since: stays good
+        (2, "cvp_bbbbbbbb", "hash-b", None),  # revoked since: at the time it was revoked
+        (3, "cvp_cccccccc", "hash-c", None),  # deleted since (with its user): revoked now
+        (4, "cvp_dddddddd", "hash-d", "2026-01-01T00:00:00.000+00:00"),  # revoked already
+        (5, "cvp_eeeeeeee", "hash-e", None),  # its prefix now names another key: gone
+    ]
+    current = {
+        ("cvp_aaaaaaaa", "hash-a"): None,
+        ("cvp_bbbbbbbb", "hash-b"): "2026-02-02T00:00:00.000+00:00",
+        ("cvp_dddddddd", "hash-d"): "2026-01-01T00:00:00.000+00:00",
+        ("cvp_eeeeeeee", "another-hash"): None,
+    }
+    assert revocations_to_carry(backed_up, current, "NOW") == [
+        ("2026-02-02T00:00:00.000+00:00", 2),
+        ("NOW", 3),
+        ("NOW", 5),
+    ]
+
+
+def test_restore_where_no_database_was_brings_keys_back_as_backed_up(tmp_path: Path) -> None:
+    db_path = _database_with(tmp_path, "ann")
+    writer = StoreWriter(db_path)
+    ann = queries.user_credentials(writer._db, "ann")
+    assert ann is not None
+    writer.create_api_key(ann["id"], "k", "cvp_0123abcd", "hash")
+    writer.close()
+    backup = backup_database(db_path, tmp_path / "keys.db")
+    for leftover in db_path.parent.glob("cvp.db*"):
+        leftover.unlink()
+    restored = restore_database(backup, db_path)
+    assert (restored.kept, restored.keys_kept_revoked) == (None, None)
+    reader = open_reader(db_path)
+    key = queries.api_key_for_auth(reader, "cvp_0123abcd")
+    reader.conn.close()
+    assert key is not None and key["revoked_at"] is None
 
 
 def test_backup_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import pytest
 from cvplatform.errors import (
     DuplicateRecord,
     LastAdminError,
-    LoginLocked,
     RecordNotFound,
     StoreUnavailable,
 )
@@ -92,45 +91,6 @@ def test_api_key_revoked_only_by_its_owner(writer: StoreWriter) -> None:
     with pytest.raises(RecordNotFound):
         writer.revoke_api_key(other.id, key["id"])
     assert writer.revoke_api_key(owner.id, key["id"])["revoked_at"] is not None
-
-
-LOCKOUT = {"max_failures": 3, "lockout_s": 60}
-
-
-def _failed_attempt(writer: StoreWriter, at: str) -> dict[str, object]:
-    writer.reserve_login_attempt("eve", at, **LOCKOUT)
-    return writer.record_login_failure("eve", at, **LOCKOUT)
-
-
-def test_login_failures_lock_then_reset_after_the_lockout(writer: StoreWriter) -> None:
-    assert _failed_attempt(writer, "2026-01-01T00:00:00.000+00:00")["locked_until"] is None
-    assert _failed_attempt(writer, "2026-01-01T00:00:01.000+00:00")["locked_until"] is None
-    third = _failed_attempt(writer, "2026-01-01T00:00:02.000+00:00")
-    assert third == {"failures": 3, "locked_until": "2026-01-01T00:01:02.000+00:00"}
-    with pytest.raises(LoginLocked) as locked:
-        writer.reserve_login_attempt("eve", "2026-01-01T00:00:30.000+00:00", **LOCKOUT)
-    assert locked.value.retry_after_s == 33
-    # after the lockout the count starts again
-    assert writer.reserve_login_attempt("eve", "2026-01-01T00:05:00.000+00:00", **LOCKOUT) == {
-        "failures": 1,
-        "locked_until": None,
-    }
-    writer.clear_login_failures("eve")
-    assert queries.login_failures(writer._db, "eve") is None
-
-
-def test_a_burst_of_parallel_guesses_gets_only_max_attempts(writer: StoreWriter) -> None:
-    at = "2026-01-01T00:00:00.000+00:00"
-    for _ in range(3):  # reserved, their passwords not yet checked
-        writer.reserve_login_attempt("eve", at, **LOCKOUT)
-    with pytest.raises(LoginLocked):
-        writer.reserve_login_attempt("eve", at, **LOCKOUT)
-
-
-def test_old_failures_of_made_up_names_are_forgotten(writer: StoreWriter) -> None:
-    _failed_attempt(writer, "2026-01-01T00:00:00.000+00:00")
-    writer.reserve_login_attempt("someone-else", "2026-01-01T02:00:00.000+00:00", **LOCKOUT)
-    assert queries.login_failures(writer._db, "eve") is None
 
 
 def test_clock_is_injected(tmp_path: Path) -> None:

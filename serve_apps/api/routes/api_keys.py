@@ -1,9 +1,12 @@
-"""Each user's own API keys: create (shown once), list, revoke."""
+"""Each user's own API keys: create (shown once, optionally expiring), list, revoke."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request, status
 
+from cvplatform.clock import to_iso
 from cvplatform.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
 from serve_apps.api.params import KeyId
@@ -17,15 +20,25 @@ router = APIRouter(route_class=GuardedRoute, tags=["api keys"])
 
 @router.post("/api/v1/auth/api-keys", status_code=status.HTTP_201_CREATED, **requires(Action.SELF))
 async def create_api_key(body: ApiKeyCreate, request: Request) -> ApiKeyCreated:
-    """Create a key for the caller. The full key is in this answer only: store it now."""
+    """Create a key for the caller. The full key is in this answer only: store it now.
+
+    With ``expires_in_days`` the key is refused (401 ``api_key_expired``) from that time on.
+    """
+    state = platform(request)
     new_key = generate_api_key()
-    row = await platform(request).ops.create_api_key(
+    expires_at = None
+    if body.expires_in_days is not None:
+        expires_at = to_iso(state.clock() + timedelta(days=body.expires_in_days))
+    row = await state.ops.create_api_key(
         user_id=principal_of(request).user_id,
         name=body.name,
         prefix=new_key.prefix,
         key_hash=new_key.key_hash,
+        expires_at=expires_at,
     )
-    request.state.audit_detail = f"key {new_key.prefix}"
+    request.state.audit_detail = f"key {new_key.prefix}" + (
+        f" expiring {expires_at}" if expires_at else ""
+    )
     return ApiKeyCreated(**_public(row), key=new_key.key)
 
 

@@ -108,7 +108,11 @@ _MULTIPART_BODY = {
 @router.post(
     UPLOAD_PATH,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    responses={
+        413: {"model": ErrorBody, "description": "a file, the parts or a part's headers too large"},
+        422: {"model": ErrorBody},
+        507: {"model": ErrorBody, "description": "the data disk would keep less than its reserve"},
+    },
     **requires(Action.RESOURCES_UPLOAD, requestBody=_MULTIPART_BODY),
 )
 async def upload_dataset(request: Request) -> DatasetAccepted:
@@ -122,7 +126,7 @@ async def upload_dataset(request: Request) -> DatasetAccepted:
     if sends_json(request):
         form = await _take_finished_uploads(state, request)
     else:
-        form = await receive_upload(request, settings.staging_dir, upload_file_fields(settings))
+        form = await receive_upload(request, settings, upload_file_fields(settings))
     try:
         return await _accept(state, request, form)
     finally:

@@ -134,11 +134,14 @@ def _event(kind: str, data: Any, event_id: int | None = None) -> str:
 @router.get(
     "/api/v1/jobs/{job_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        400: {"model": ErrorBody, "description": "Last-Event-ID is not an event id"},
+    },
     **requires(Action.RESOURCES_READ),
 )
 async def job_events(
-    job_id: str, request: Request, db: ReadDb, last_event_id: LastEventId = 0
+    job_id: str, request: Request, db: ReadDb, last_event_id: LastEventId
 ) -> StreamingResponse:
     """Server-sent events as they happen: ``epoch`` (the figures of each finished epoch),
     ``phase``, ``progress`` (the step counter), ``status``, and a last ``end``. Resumes after

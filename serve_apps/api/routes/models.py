@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from actors.models import architectures
 from actors.models.formats import (
     TENSORFLOW_INSTALL,
     check_upload_filename,
@@ -68,7 +69,9 @@ class ModelUploadFields(WireModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=4000)
     task_type: TaskType
-    architecture: str | None = Field(None, max_length=200)
+    architecture: str | None = Field(
+        None, max_length=200, json_schema_extra={"pattern": architectures.NAME_PATTERN}
+    )
     num_classes: int | None = Field(None, ge=1, le=100_000)
     input_shape: list[Annotated[int, Field(ge=1, le=16384)]] | None = Field(None, max_length=4)
     # A frozen TensorFlow graph (.pb) needs both: its input and output tensor names.
@@ -78,6 +81,15 @@ class ModelUploadFields(WireModel):
     _lists = field_validator("input_shape", "input_names", "output_names", mode="before")(
         _comma_list
     )
+
+    @field_validator("architecture")
+    @classmethod
+    def _architecture_is_a_name(cls, architecture: str | None) -> str | None:
+        # A path would be read by the conversion (ultralytics opens any yaml it is given).
+        refused = None if architecture is None else architectures.path_refusal(architecture)
+        if refused is not None:
+            raise ValueError(refused)
+        return architecture
 
 
 class ModelFromUpload(ModelUploadFields):
@@ -142,7 +154,11 @@ _MULTIPART_BODY = {
 @router.post(
     UPLOAD_PATH,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    responses={
+        413: {"model": ErrorBody, "description": "a file, the parts or a part's headers too large"},
+        422: {"model": ErrorBody},
+        507: {"model": ErrorBody, "description": "the data disk would keep less than its reserve"},
+    },
     **requires(Action.RESOURCES_UPLOAD, requestBody=_MULTIPART_BODY),
 )
 async def upload_model(request: Request) -> ModelAccepted:
@@ -157,7 +173,7 @@ async def upload_model(request: Request) -> ModelAccepted:
     settings = state.settings
     if sends_json(request):
         return await _accept_finished_upload(state, request)
-    form = await receive_upload(request, settings.staging_dir, upload_file_fields(settings))
+    form = await receive_upload(request, settings, upload_file_fields(settings))
     try:
         fields = _parse_fields(form.fields)
         return await _accept(state, request, form.files["file"], fields)
@@ -190,6 +206,10 @@ async def _accept(
     source_format = await run_in_threadpool(
         detect_source_format, upload.path, extension, has_graph_names
     )
+    if source_format == "torch_state_dict" and fields.architecture is not None:
+        await run_in_threadpool(
+            architectures.check_architecture, fields.architecture, fields.task_type
+        )
     model_id = uuid.uuid4().hex
     relative_path = f"models/{model_id}/source{extension}"
     target = resolve_inside(state.settings.artifacts_dir, relative_path)

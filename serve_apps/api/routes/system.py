@@ -18,12 +18,19 @@ router = APIRouter(route_class=GuardedRoute, tags=["system"])
 
 @router.get("/api/v1/audit", **requires(Action.SYSTEM_MONITOR))
 async def list_audit_entries(
+    request: Request,
     db: ReadDb,
     limit: LogLimit = 100,
     offset: Offset = 0,
     user_id: UserFilter = None,
 ) -> list[AuditEntry]:
-    """Newest first: every state change and every denied request."""
+    """Newest first: every change, every read of a record, every denied request.
+
+    Repeated failed or throttled logins from one address are one entry per minute, with their
+    ``count``. Rows recorded before this request and not yet written are written first (if the
+    store takes them now), so the answer includes them.
+    """
+    await platform(request).audit.flush()
     return [AuditEntry(**row) for row in queries.audit_entries(db, limit, offset, user_id)]
 
 

@@ -26,7 +26,9 @@ from cvplatform.errors import (
     UnsupportedMediaType,
 )
 from cvplatform.schemas import ErrorBody, UploadKind, UploadOut
+from serve_apps.api.disk_reserve import DiskReserve, disk_full, within_reserve
 from serve_apps.api.guard import GuardedRoute, principal_of, requires
+from serve_apps.api.resumable import BUFFERED_BYTES
 from serve_apps.api.routes import datasets, models
 from serve_apps.api.state import platform
 from serve_apps.api.tus import (
@@ -105,6 +107,7 @@ async def upload_options(request: Request) -> Response:
         400: {"model": ErrorBody, "description": "Upload-Length or Upload-Metadata malformed"},
         412: {"model": ErrorBody, "description": "no Tus-Resumable: 1.0.0"},
         413: {"model": ErrorBody, "description": "longer than the limit for its kind"},
+        507: {"model": ErrorBody, "description": "the data disk would keep less than its reserve"},
     },
     **requires(Action.RESOURCES_UPLOAD),
 )
@@ -139,6 +142,7 @@ async def create_upload(
         raise PayloadTooLarge(
             f"{length} bytes pass the limit of {spec.max_bytes} bytes for a {kind} upload"
         )
+    DiskReserve.of(state.settings).check(length)
     record = await run_in_threadpool(
         state.uploads.create,
         principal_of(request).user_id,
@@ -198,6 +202,7 @@ _OFFSET_BODY = {
         409: {"model": ErrorBody, "description": "Upload-Offset is not the upload's offset"},
         413: {"model": ErrorBody, "description": "past the declared Upload-Length"},
         415: {"model": ErrorBody, "description": f"Content-Type is not {OFFSET_CONTENT_TYPE}"},
+        507: {"model": ErrorBody, "description": "the data disk would keep less than its reserve"},
     },
     **requires(Action.RESOURCES_UPLOAD, requestBody=_OFFSET_BODY),
 )
@@ -222,11 +227,19 @@ async def append_to_upload(
     offset = parse_decimal(upload_offset, "Upload-Offset")
     declared = request.headers.get("content-length")
     declared_bytes = None if declared is None else parse_decimal(declared, "Content-Length")
+    reserve = DiskReserve.of(state.settings)
+    if declared_bytes:
+        reserve.check(declared_bytes)
+    chunks = within_reserve(request.stream(), reserve, BUFFERED_BYTES)
     try:
-        record = await state.uploads.append(record, offset, request.stream(), declared_bytes)
+        record = await state.uploads.append(record, offset, chunks, declared_bytes)
     except ClientDisconnect:
         request.state.audit_detail = f"upload {upload_id}: connection dropped, kept what arrived"
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+    except OSError as error:
+        if (full := disk_full(error)) is not None:
+            raise full from error
+        raise
     request.state.audit_detail = f"upload {upload_id}: {offset}..{record.offset} of {record.length}"
     headers = _progress_headers(record, state.settings.upload_expiry_s)
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
