@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         1800, ge=10, description="CPU-time limit of a conversion's sandboxed process"
     )
     audit_retention_days: float = Field(
-        90.0, gt=0, description="audit rows older than this are purged once a day"
+        90.0, gt=0, description="audit rows older than this are purged (see audit_purge_interval_s)"
     )
     audit_purge_interval_s: float = Field(
         86400.0, gt=0, description="how often audit rows past the retention are purged"
