@@ -54,28 +54,11 @@ FLOOD_CONNECTIONS = 16
 
 def serve(port: int, data_dir: Path) -> None:
     """The API server: the platform's app and login limits, a real store, the real clock."""
-    import uvicorn
-
-    from cvplatform.clock import utc_now
     from cvplatform.config import Settings
-    from serve_apps.api.app import create_app
-    from serve_apps.api.state import PlatformState
-    from serve_apps.auth.passwords import hash_password
-    from tests.api_harness import InProcessStore, RecordedBackgroundWork, _ready
+    from tests.api_harness import serve_over_http
 
     settings = Settings(data_dir=data_dir, presets="", samples="", bcrypt_rounds=BCRYPT_ROUNDS)
-    store = InProcessStore(settings.db_path, utc_now)
-    admin_hash = hash_password(ADMIN_PASSWORD, rounds=BCRYPT_ROUNDS)
-    store.run_sync("create_user", username="admin", password_hash=admin_hash, role="admin")
-    state = PlatformState(
-        settings=settings,
-        store=store,
-        jwt_secret=os.urandom(64),
-        clock=utc_now,
-        readiness=_ready,
-        background=RecordedBackgroundWork(),
-    )
-    uvicorn.run(create_app(state), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    serve_over_http(settings, port, ADMIN_PASSWORD)
 
 
 class FloodState:

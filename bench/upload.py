@@ -41,14 +41,8 @@ COPY_BLOCK = 8 * MIB
 
 def serve(port: int, data_dir: Path, max_bytes: int) -> None:
     """The API server: the platform's app and uvicorn options, a real store, no Ray."""
-    import uvicorn
-
-    from cvplatform.clock import utc_now
     from cvplatform.config import Settings
-    from serve_apps.api.app import create_app
-    from serve_apps.api.state import PlatformState
-    from serve_apps.auth.passwords import hash_password
-    from tests.api_harness import InProcessStore, RecordedBackgroundWork, _ready
+    from tests.api_harness import serve_over_http
 
     settings = Settings(
         data_dir=data_dir,
@@ -58,22 +52,7 @@ def serve(port: int, data_dir: Path, max_bytes: int) -> None:
         max_model_bytes=max_bytes,
         max_dataset_bytes=max_bytes,
     )
-    store = InProcessStore(settings.db_path, utc_now)
-    store.run_sync(
-        "create_user",
-        username="admin",
-        password_hash=hash_password(ADMIN_PASSWORD, rounds=4),
-        role="admin",
-    )
-    state = PlatformState(
-        settings=settings,
-        store=store,
-        jwt_secret=os.urandom(64),
-        clock=utc_now,
-        readiness=_ready,
-        background=RecordedBackgroundWork(),
-    )
-    uvicorn.run(create_app(state), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    serve_over_http(settings, port, ADMIN_PASSWORD)
 
 
 def fsynced_copy(source: Path, target: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -366,3 +367,24 @@ async def in_process_api(data_dir: Path, **settings: Any) -> AsyncIterator[InPro
                 running.clock,
                 http,
             )
+
+
+def serve_over_http(settings: Settings, port: int, admin_password: str) -> None:
+    """Serve the real app on uvicorn at 127.0.0.1:``port`` over a real store, with the real clock
+    and no Ray: what the benchmarks measure. The user ``admin`` has ``admin_password``."""
+    import uvicorn
+
+    from cvplatform.clock import utc_now
+
+    store = InProcessStore(settings.db_path, utc_now)
+    admin_hash = hash_password(admin_password, rounds=settings.bcrypt_rounds)
+    store.run_sync("create_user", username="admin", password_hash=admin_hash, role="admin")
+    state = PlatformState(
+        settings=settings,
+        store=store,
+        jwt_secret=os.urandom(64),
+        clock=utc_now,
+        readiness=_ready,
+        background=RecordedBackgroundWork(),
+    )
+    uvicorn.run(create_app(state), host="127.0.0.1", port=port, log_config=None, access_log=False)
