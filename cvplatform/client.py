@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from cvplatform.client_benchmarks import BenchmarkCalls
 from cvplatform.client_resources import ResourceCalls
 from cvplatform.client_uploads import UploadOptions
 from cvplatform.errors import ERRORS_BY_CODE, CvpError
@@ -50,7 +51,7 @@ def error_from_response(response: httpx.Response) -> CvpError:
     return error
 
 
-class Client(ResourceCalls):
+class Client(ResourceCalls, BenchmarkCalls):
     """A session with the management API.
 
     Args:

@@ -21,6 +21,7 @@ class JobWrites(WriterBase):
             "claim_job",
             "set_job_device",
             "record_job_progress",
+            "record_benchmark_result",
             "finish_job",
             "request_cancel",
             "fail_interrupted_jobs",
@@ -107,6 +108,44 @@ class JobWrites(WriterBase):
                     "INSERT INTO job_events (job_id, at, kind, payload) VALUES (?, ?, ?, ?)",
                     [job_id, self._now(), event["kind"], encode_json(event["payload"])],
                 )
+
+    def record_benchmark_result(
+        self,
+        job_id: str,
+        engine: str,
+        batch_size: int,
+        status: str,
+        metrics: dict[str, float | None],
+        intervals: dict[str, tuple[float, float]],
+        details: dict[str, Any],
+        error: str | None = None,
+    ) -> None:
+        """Store (or replace) one engine at one batch size of a benchmark job.
+
+        Raises:
+            RecordNotFound: no such job.
+        """
+        self._job(job_id)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO benchmark_results (job_id, engine, batch_size, status, metrics,"
+                " intervals, details, error, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (job_id, engine, batch_size) DO UPDATE SET status = excluded.status,"
+                " metrics = excluded.metrics, intervals = excluded.intervals,"
+                " details = excluded.details, error = excluded.error,"
+                " recorded_at = excluded.recorded_at",
+                [
+                    job_id,
+                    engine,
+                    batch_size,
+                    status,
+                    encode_json(metrics),
+                    encode_json(intervals),
+                    encode_json(details),
+                    error,
+                    self._now(),
+                ],
+            )
 
     def finish_job(
         self,

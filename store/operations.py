@@ -196,6 +196,7 @@ class StoreOperations:
     fail_preprocessing = _Sync(StoreWriter.fail_preprocessing)
     set_job_device = _Sync(StoreWriter.set_job_device)
     record_job_progress = _Sync(StoreWriter.record_job_progress)
+    record_benchmark_result = _Sync(StoreWriter.record_benchmark_result)
     finish_job = _Sync(StoreWriter.finish_job)
     fail_interrupted_jobs = _Sync(StoreWriter.fail_interrupted_jobs)
     raise_alert = _Sync(StoreWriter.raise_alert)

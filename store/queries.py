@@ -10,6 +10,7 @@ import sqlite_utils
 
 from cvplatform.errors import RecordNotFound
 from store.records import (
+    BenchmarkResultRecord,
     DatasetRecord,
     JobRecord,
     ModelRecord,
@@ -266,6 +267,12 @@ def list_jobs(
     select, order = "SELECT * FROM jobs", "jobs.created_at DESC, jobs.rowid DESC"
     rows, total = _page(db, select, "jobs", filters, JOB_FILTERS, order, limit, offset)
     return Page([JobRecord.from_row(row) for row in rows], total)
+
+
+def benchmark_results(db: sqlite_utils.Database, job_id: str) -> list[BenchmarkResultRecord]:
+    """A benchmark's results in the order they were measured."""
+    rows = db.query("SELECT * FROM benchmark_results WHERE job_id = ? ORDER BY id", [job_id])
+    return [BenchmarkResultRecord.from_row(row) for row in rows]
 
 
 def job_events_after(db: sqlite_utils.Database, job_id: str, after_id: int) -> list[Row]:

@@ -217,6 +217,31 @@ class JobRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class BenchmarkResultRecord:
+    """One engine at one batch size of a benchmark job."""
+
+    job_id: str
+    engine: str
+    batch_size: int
+    status: str
+    metrics: Mapping[str, float | None]
+    intervals: Mapping[str, tuple[float, float]]
+    details: Mapping[str, Any]
+    error: str | None
+    recorded_at: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> BenchmarkResultRecord:
+        return _from_row(
+            cls,
+            row,
+            metrics=decode_json(row["metrics"], {}),
+            intervals={k: tuple(v) for k, v in decode_json(row["intervals"], {}).items()},
+            details=decode_json(row["details"], {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[Item]):
     """One page of records, and how many match in all."""
 

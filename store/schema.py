@@ -207,12 +207,31 @@ ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE audit_log ADD COLUMN address TEXT;
 """
 
+_V6_BENCHMARKS = """
+-- One row per (benchmark job, engine, batch size): every metric, measured once and kept, so that
+-- reports never re-measure. A job's rows go with it.
+CREATE TABLE benchmark_results (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    engine TEXT NOT NULL,
+    batch_size INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('completed', 'failed', 'unavailable', 'cancelled')),
+    metrics TEXT NOT NULL DEFAULT '{}',
+    intervals TEXT NOT NULL DEFAULT '{}',
+    details TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    recorded_at TEXT NOT NULL,
+    UNIQUE (job_id, engine, batch_size)
+);
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "accounts, audit log, artifacts", _V1_ACCOUNTS),
     Migration(2, "models", _V2_MODELS),
     Migration(3, "datasets and their preprocessing cache", _V3_DATASETS),
     Migration(4, "jobs, job events, alerts", _V4_JOBS),
     Migration(5, "API key expiry, audit counts and addresses", _V5_SECURITY),
+    Migration(6, "benchmark results", _V6_BENCHMARKS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

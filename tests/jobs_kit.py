@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from actors.jobs.registry import Job
 from actors.jobs.reporter import InProcess, JobReporter
 from cvplatform.config import Settings
 from cvplatform.errors import InvalidInput
+from store.artifacts import write_artifact
 from store.writer import StoreWriter, sqlite_errors_translated
 
 
@@ -45,3 +47,29 @@ def reporter_for(
     settings: Settings, job: Job, store: WriterStore, submitted: Submitted | None = None
 ) -> JobReporter:
     return JobReporter(settings, job, store, fan_out=InProcess(), submit=submitted)
+
+
+def ready_onnx_model(
+    settings: Settings, store: WriterStore, onnx_file: Path, task_type: str = "classification"
+) -> str:
+    """An uploaded ONNX model, made ``ready`` as its conversion would (its real summary)."""
+    from actors.models.onnx_inspect import inspect_onnx
+
+    model_id = uuid.uuid4().hex
+    stored = write_artifact(
+        settings.artifacts_dir, f"models/{model_id}/source.onnx", [onnx_file.read_bytes()]
+    )
+    store.writer.create_model(
+        {
+            "id": model_id,
+            "name": onnx_file.stem,
+            "framework": "onnx",
+            "source_format": "onnx",
+            "task_type": task_type,
+            "weights_origin": "uploaded",
+            "source_filename": onnx_file.name,
+        },
+        {"path": stored.relative_path, "sha256": stored.sha256, "size_bytes": stored.size_bytes},
+    )
+    store.writer.finish_conversion(model_id, None, {"summary": inspect_onnx(onnx_file)})
+    return model_id

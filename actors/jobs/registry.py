@@ -143,6 +143,14 @@ KINDS: dict[str, JobKind] = {
             gpu_slot=True,
             fresh_process=True,  # GPU memory and threads start clean for every job
         ),
+        JobKind(
+            "benchmark",
+            run="actors.benchmarks.job:run_benchmark",
+            record_end="actors.jobs.registry:end_tracked_job",
+            label="the benchmark",
+            gpu_slot=True,  # queued behind trainings like any GPU job
+            fresh_process=True,  # the engines' native memory and threads go with the process
+        ),
     )
 }
 

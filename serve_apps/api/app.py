@@ -15,6 +15,7 @@ from serve_apps.api.middleware import BodyLimitMiddleware, RequestContextMiddlew
 from serve_apps.api.routes import (
     api_keys,
     auth,
+    benchmarks,
     datasets,
     docs,
     health,
@@ -37,6 +38,7 @@ ROUTERS = (
     datasets.router,
     uploads.router,
     jobs.router,
+    benchmarks.router,
     system.router,
     docs.router,
 )

@@ -72,6 +72,11 @@ EXPECTED_ACTIONS: dict[tuple[str, str], Action] = {
     ("GET", "/api/v1/jobs/{job_id}"): Action.RESOURCES_READ,
     ("GET", "/api/v1/jobs/{job_id}/events"): Action.RESOURCES_READ,
     ("POST", "/api/v1/jobs/{job_id}/cancel"): Action.JOBS_CANCEL,
+    # benchmarks: engineers start and read them; they follow and cancel as jobs
+    ("POST", "/api/v1/benchmarks"): Action.JOBS_START,
+    ("GET", "/api/v1/benchmarks"): Action.RESOURCES_READ,
+    ("GET", "/api/v1/benchmarks/{benchmark_id}"): Action.RESOURCES_READ,
+    ("GET", "/api/v1/models/{model_id}/benchmarks"): Action.RESOURCES_READ,
     # configuration (engineers too); audit log and alerts (admins)
     ("GET", "/api/v1/config"): Action.RESOURCES_READ,
     ("GET", "/api/v1/audit"): Action.SYSTEM_MONITOR,

@@ -231,3 +231,45 @@ def test_models_and_datasets_in_use_are_not_deleted(
     finally:
         admin.cancel_job(job.id)
         admin.wait_for_job(job.id, timeout_s=60)
+
+
+def test_a_trained_model_is_benchmarked_with_the_accuracy_each_engine_keeps(
+    engineer: Client, kit: dict[str, str]
+) -> None:
+    trained = engineer.wait_for_job(
+        engineer.start_training(kit["model"], kit["dataset"], **FAST, max_epochs=1).id,
+        timeout_s=300,
+    )
+    assert trained.status == "completed", trained.error
+    model_id = (trained.result or {})["trained_model_id"]
+    assert engineer.wait_for_model(model_id, timeout_s=240).status == "ready"
+
+    job = engineer.start_benchmark(
+        model_id,
+        constraints=["latency_p95_ms < 5000", "accuracy_drop_pp <= 100"],
+        batch_sizes=[1, 4],
+        warmup_iterations=2,
+        iterations=10,
+    )
+    assert (job.kind, job.status) == ("benchmark", "queued")
+    kinds = [kind for kind, _ in engineer.job_events(job.id, timeout_s=300)]
+    assert "result" in kinds and kinds[-1] == "end"
+
+    benchmark = engineer.get_benchmark(job.id)
+    assert benchmark.status == "completed", benchmark.error
+    results = {(row.engine, row.batch_size): row for row in benchmark.results}
+    assert len(results) == 8  # four engines (every one by default) at two batch sizes
+    for engine in ("onnxruntime_cuda", "tensorrt_fp16"):
+        assert results[(engine, 1)].status == "unavailable" and results[(engine, 1)].error
+    fp32, int8 = results[("onnxruntime_cpu", 4)], results[("onnxruntime_cpu_int8", 4)]
+    assert fp32.status == int8.status == "completed"
+    assert fp32.metrics["accuracy_drop_pp"] == 0.0 and fp32.metrics["agreement_percent"] == 100.0
+    assert 0 <= (int8.metrics["accuracy_percent"] or -1) <= 100
+    assert int8.metrics["agreement_percent"] is not None
+    assert "training split of dataset" in int8.details["setup"]["calibration_source"]
+    assert "validation split of dataset" in fp32.details["accuracy"]["source"]
+    result = benchmark.result or {}
+    assert result["selected"] in {
+        f"{e}@{b}" for e in ("onnxruntime_cpu", "onnxruntime_cpu_int8") for b in (1, 4)
+    }
+    assert engineer.list_benchmarks(model_id=model_id).total == 1
