@@ -104,6 +104,20 @@ def test_a_model_with_an_unknown_op_fails_with_a_readable_message(
     assert "\n" not in message and "Traceback" not in message
 
 
+def test_quantizing_writes_nothing_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ONNX Runtime's symbolic shape inference, when it cannot finish (an op it does not know),
+    # saves "sym_shape_infer_temp.onnx" wherever the process happens to be.
+    working = tmp_path / "cwd"
+    working.mkdir()
+    monkeypatch.chdir(working)
+    engine = engine_for("onnxruntime_cpu_int8", context(tmp_path, calibration=seeded_calibration))
+    with pytest.raises(EngineFailed):
+        engine.open(unsupported_op_model(tmp_path), INPUT_SHAPE, [1])
+    assert list(working.iterdir()) == []
+
+
 def test_a_file_that_is_not_onnx_fails_with_a_readable_message(tmp_path: Path) -> None:
     path = tmp_path / "garbage.onnx"
     path.write_bytes(b"this is not a protobuf \x00\xff" * 4)
