@@ -27,12 +27,12 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports --no-logo
 
-# The in-process tests (unit, api) run on every core; the ones with a live Ray or a whole platform
+# The in-process tests (unit, api, reports) run on every core; the ones with a live Ray or a whole platform
 # (integration, e2e) after them, in one process, so that they share one Ray session. The second
 # run adds its coverage to the first's and reports the total.
 pytest: $(STAMP)
 	rm -f .coverage .coverage.*
-	$(BIN)/pytest tests/unit tests/api -n auto --cov --cov-report=
+	$(BIN)/pytest tests/unit tests/api tests/reports -n auto --cov --cov-report=
 	$(BIN)/pytest tests/integration tests/e2e --cov --cov-append \
 		--cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_MIN)
 

@@ -197,6 +197,7 @@ class StoreOperations:
     set_job_device = _Sync(StoreWriter.set_job_device)
     record_job_progress = _Sync(StoreWriter.record_job_progress)
     record_benchmark_result = _Sync(StoreWriter.record_benchmark_result)
+    create_report = _Sync(StoreWriter.create_report)
     finish_job = _Sync(StoreWriter.finish_job)
     fail_interrupted_jobs = _Sync(StoreWriter.fail_interrupted_jobs)
     raise_alert = _Sync(StoreWriter.raise_alert)

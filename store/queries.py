@@ -16,6 +16,7 @@ from store.records import (
     ModelRecord,
     Page,
     PreprocessingRecord,
+    ReportRecord,
     Row,
     UserRecord,
     decode_json,
@@ -273,6 +274,28 @@ def benchmark_results(db: sqlite_utils.Database, job_id: str) -> list[BenchmarkR
     """A benchmark's results in the order they were measured."""
     rows = db.query("SELECT * FROM benchmark_results WHERE job_id = ? ORDER BY id", [job_id])
     return [BenchmarkResultRecord.from_row(row) for row in rows]
+
+
+def report_by_id(db: sqlite_utils.Database, report_id: str) -> ReportRecord | None:
+    row = _first(db, "SELECT * FROM reports WHERE id = ?", [report_id])
+    return None if row is None else ReportRecord.from_row(row)
+
+
+def report_of_benchmark(db: sqlite_utils.Database, benchmark_id: str) -> ReportRecord | None:
+    row = _first(db, "SELECT * FROM reports WHERE benchmark_id = ?", [benchmark_id])
+    return None if row is None else ReportRecord.from_row(row)
+
+
+REPORT_FILTERS = ("model_id", "benchmark_id")
+
+
+def list_reports(
+    db: sqlite_utils.Database, filters: dict[str, str], limit: int, offset: int
+) -> Page[ReportRecord]:
+    """One page of reports, newest first, and how many match in all."""
+    select, order = "SELECT * FROM reports", "reports.created_at DESC, reports.rowid DESC"
+    rows, total = _page(db, select, "reports", filters, REPORT_FILTERS, order, limit, offset)
+    return Page([ReportRecord.from_row(row) for row in rows], total)
 
 
 def job_events_after(db: sqlite_utils.Database, job_id: str, after_id: int) -> list[Row]:

@@ -242,6 +242,21 @@ class BenchmarkResultRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportRecord:
+    """A report and the input every format of it is rendered from."""
+
+    id: str
+    benchmark_id: str
+    model_id: str
+    created_at: str
+    input: Mapping[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Row) -> ReportRecord:
+        return _from_row(cls, row, input=decode_json(row["input"], {}))
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[Item]):
     """One page of records, and how many match in all."""
 

@@ -225,6 +225,20 @@ CREATE TABLE benchmark_results (
 );
 """
 
+_V7_REPORTS = """
+-- A report keeps what it was built from (its input, gathered from the store when its benchmark
+-- completed), so every format of both views can be rebuilt from it at any time, byte for byte.
+CREATE TABLE reports (
+    id TEXT PRIMARY KEY,
+    benchmark_id TEXT NOT NULL UNIQUE REFERENCES jobs(id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    input TEXT NOT NULL
+);
+CREATE INDEX reports_model ON reports(model_id, created_at);
+CREATE INDEX reports_created_at ON reports(created_at);
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "accounts, audit log, artifacts", _V1_ACCOUNTS),
     Migration(2, "models", _V2_MODELS),
@@ -232,6 +246,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(4, "jobs, job events, alerts", _V4_JOBS),
     Migration(5, "API key expiry, audit counts and addresses", _V5_SECURITY),
     Migration(6, "benchmark results", _V6_BENCHMARKS),
+    Migration(7, "reports", _V7_REPORTS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

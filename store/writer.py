@@ -3,7 +3,8 @@
 Inside the platform it lives in the store actor, which runs its methods one at a time; that is
 what makes check-then-write steps (the last admin) safe without more locking. Its operations are
 grouped by concept (:mod:`store.account_writes`, :mod:`store.audit_writes`,
-:mod:`store.model_writes`, :mod:`store.dataset_writes`, :mod:`store.job_writes`).
+:mod:`store.model_writes`, :mod:`store.dataset_writes`, :mod:`store.job_writes`,
+:mod:`store.report_writes`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from store.dataset_writes import DatasetWrites
 from store.job_writes import JobWrites
 from store.model_writes import ModelWrites
 from store.records import Row
+from store.report_writes import ReportWrites
 from store.writer_base import sqlite_errors_translated
 
 __all__ = ["Row", "StoreWriter", "sqlite_errors_translated"]
 
 
-class StoreWriter(AccountWrites, AuditWrites, ModelWrites, DatasetWrites, JobWrites):
+class StoreWriter(AccountWrites, AuditWrites, ModelWrites, DatasetWrites, JobWrites, ReportWrites):
     """Every write operation of the platform, each one transaction."""
 
     # What the store actor lets a caller invoke by name.
@@ -31,6 +33,7 @@ class StoreWriter(AccountWrites, AuditWrites, ModelWrites, DatasetWrites, JobWri
         | ModelWrites.OPERATIONS
         | DatasetWrites.OPERATIONS
         | JobWrites.OPERATIONS
+        | ReportWrites.OPERATIONS
         | frozenset({"record_artifact", "check_writable"})
     )
 

@@ -26,6 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     gpu = probe_gpu()
     for item in items:
         folder = Path(str(item.fspath)).relative_to(_TESTS).parts[0]
+        folder = {"reports": "unit"}.get(folder, folder)  # the reports' renderings: plain code
         if folder in ("unit", "api", "integration", "e2e"):
             item.add_marker(getattr(pytest.mark, folder))
         if "gpu" in item.keywords and not gpu.available:

@@ -8,12 +8,15 @@ and the decision with each step of its reasoning becomes the job's result.
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import psutil
 
 from actors.benchmarks.evaluation import (
     EvaluationData,
@@ -22,7 +25,7 @@ from actors.benchmarks.evaluation import (
     predict_all,
     score,
 )
-from actors.jobs.registry import Job, JobCancelled, Outcome
+from actors.jobs.registry import Job, JobCancelled, Outcome, end_tracked_job
 from actors.jobs.reporter import JobReporter
 from cvplatform.benchmarking.constraints import Constraint
 from cvplatform.benchmarking.inputs import seeded_inputs
@@ -44,6 +47,7 @@ from cvplatform.gpu import GpuReport, probe_gpu
 from cvplatform.schemas import BenchmarkRequest
 from store import queries
 
+log = logging.getLogger("cvp.jobs")
 CALIBRATION_FALLBACK_SAMPLES = 64
 REFERENCE_ENGINE = "onnxruntime_cpu"
 
@@ -71,6 +75,7 @@ class BenchmarkRun:
     candidates: list[Candidate] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rss_before_open_mb: float = 0.0
 
     @property
     def job_id(self) -> str:
@@ -122,6 +127,8 @@ class BenchmarkRun:
                 self.store(engine.name, batch_size, "unavailable", availability.reason)
             return
         self.reporter.phase("opening", engine=engine.name)
+        # What the process holds before the engine exists: its own memory is measured above it.
+        self.rss_before_open_mb = psutil.Process().memory_info().rss / 2**20
         try:
             session = engine.open(self.model_file, self.input_shape, self.request.batch_sizes)
         except EngineFailed as error:
@@ -228,6 +235,9 @@ class BenchmarkRun:
         metrics: dict[str, float | None] = {
             **stats.metrics(),
             **usage.metrics(),
+            # The engine's footprint, not the process's (which holds the platform's libraries
+            # and what earlier engines left to the allocator): comparable between engines.
+            "host_memory_mb": max(0.0, usage.peak_host_memory_mb - self.rss_before_open_mb),
             "setup_s": session.setup.seconds,
             "cold_ms": timings.cold_ms,
             **self.accuracy_metrics(engine, scores),
@@ -245,6 +255,8 @@ class BenchmarkRun:
             "percentile_method": PERCENTILE_METHOD,
             "resources": {
                 "samples": usage.samples,
+                "process_peak_rss_mb": usage.peak_host_memory_mb,
+                "rss_before_engine_mb": self.rss_before_open_mb,
                 "gpu_unavailable_reason": usage.gpu_unavailable_reason,
             },
             "accuracy": {"source": accuracy_note, "reference": REFERENCE_ENGINE},
@@ -351,3 +363,15 @@ def run_benchmark(job: Job, reporter: JobReporter) -> Outcome:
             "duration_s": round(time.perf_counter() - started, 2),
         },
     )
+
+
+def end_benchmark(job: Job, outcome: Outcome, reporter: JobReporter) -> None:
+    """The job ends with its outcome; a completed one gets its report, kept with the data it is
+    built from. A report that cannot be made is logged: the measurements stay either way."""
+    end_tracked_job(job, outcome, reporter)
+    if outcome.status != "completed":
+        return
+    try:
+        reporter.ops.create_report(benchmark_id=job.subject_id, report_id=uuid.uuid4().hex)
+    except Exception:
+        log.exception("%s: its report could not be made", job.name)

@@ -146,7 +146,7 @@ KINDS: dict[str, JobKind] = {
         JobKind(
             "benchmark",
             run="actors.benchmarks.job:run_benchmark",
-            record_end="actors.jobs.registry:end_tracked_job",
+            record_end="actors.benchmarks.job:end_benchmark",
             label="the benchmark",
             gpu_slot=True,  # queued behind trainings like any GPU job
             fresh_process=True,  # the engines' native memory and threads go with the process

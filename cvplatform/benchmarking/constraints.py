@@ -37,7 +37,9 @@ METRICS: Mapping[str, MetricInfo] = {
     "cpu_percent": MetricInfo("%", "lower", "this process's CPU use, % of the whole machine"),
     "machine_cpu_percent": MetricInfo("%", "lower", "the whole machine's CPU use"),
     "gpu_percent": MetricInfo("%", "lower", "GPU utilisation (NVML), mean over the window"),
-    "host_memory_mb": MetricInfo("MB", "lower", "peak resident host memory of the process"),
+    "host_memory_mb": MetricInfo(
+        "MB", "lower", "peak resident host memory the engine added to the process"
+    ),
     "vram_mb": MetricInfo("MB", "lower", "peak GPU memory used on the device (NVML)"),
     "setup_s": MetricInfo("s", "lower", "session creation or engine build time"),
     "cold_ms": MetricInfo("ms", "lower", "the first (cold) inference, apart from the rest"),

@@ -47,6 +47,10 @@ from cvplatform.schemas.benchmarks import (
     ConstraintOperator,
     EngineName,
     Objective,
+    ReportFormat,
+    ReportOut,
+    ReportPage,
+    ReportView,
     ResultStatus,
 )
 from cvplatform.schemas.jobs import (
@@ -136,6 +140,10 @@ __all__ = [
     "PreprocessingOut",
     "Principal",
     "Readiness",
+    "ReportFormat",
+    "ReportOut",
+    "ReportPage",
+    "ReportView",
     "ResultStatus",
     "Role",
     "RoleChange",

@@ -143,6 +143,27 @@ class BenchmarkOut(JobOut):
     engine selection with each step of its reasoning."""
 
     results: list[BenchmarkResultOut]
+    report_id: str | None = Field(
+        None, description="the report, once the benchmark has completed (GET /api/v1/reports/{id})"
+    )
 
 
 BenchmarkPage = Page[JobOut]
+
+
+ReportView = Literal["technical", "simple"]
+ReportFormat = Literal["pdf", "html", "json", "csv"]
+
+
+class ReportOut(WireModel):
+    """A report; its content: ``GET /api/v1/reports/{id}?view=...&format=...``."""
+
+    id: str
+    benchmark_id: str
+    model_id: str
+    model_name: str
+    created_at: str
+    selected: str | None = Field(description="the engine selected, as engine@batch_size")
+
+
+ReportPage = Page[ReportOut]

@@ -22,6 +22,7 @@ from serve_apps.api.routes import (
     jobs,
     models,
     passwords,
+    reports,
     system,
     uploads,
     users,
@@ -39,6 +40,7 @@ ROUTERS = (
     uploads.router,
     jobs.router,
     benchmarks.router,
+    reports.router,
     system.router,
     docs.router,
 )

@@ -77,6 +77,11 @@ EXPECTED_ACTIONS: dict[tuple[str, str], Action] = {
     ("GET", "/api/v1/benchmarks"): Action.RESOURCES_READ,
     ("GET", "/api/v1/benchmarks/{benchmark_id}"): Action.RESOURCES_READ,
     ("GET", "/api/v1/models/{model_id}/benchmarks"): Action.RESOURCES_READ,
+    # reports: engineers read them in every view and format
+    ("GET", "/api/v1/reports"): Action.RESOURCES_READ,
+    ("GET", "/api/v1/reports/{report_id}"): Action.RESOURCES_READ,
+    ("GET", "/api/v1/benchmarks/{benchmark_id}/report"): Action.RESOURCES_READ,
+    ("GET", "/api/v1/models/{model_id}/reports"): Action.RESOURCES_READ,
     # configuration (engineers too); audit log and alerts (admins)
     ("GET", "/api/v1/config"): Action.RESOURCES_READ,
     ("GET", "/api/v1/audit"): Action.SYSTEM_MONITOR,

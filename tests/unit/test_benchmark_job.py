@@ -106,7 +106,10 @@ def test_every_engine_and_batch_size_is_stored_with_every_metric(
             assert metrics["throughput_fps"] == pytest.approx(
                 batch * 1000 / metrics["latency_mean_ms"]
             )  # type: ignore[operator]
-            assert metrics["host_memory_mb"] and metrics["setup_s"] and metrics["cold_ms"]
+            assert metrics["setup_s"] and metrics["cold_ms"]
+            assert metrics["host_memory_mb"] is not None and metrics["host_memory_mb"] >= 0
+            resources = row.details["resources"]
+            assert resources["process_peak_rss_mb"] >= resources["rss_before_engine_mb"] > 0
             assert metrics["vram_mb"] is None and metrics["gpu_percent"] is None
             assert metrics["accuracy_percent"] is None  # no dataset goes with an uploaded model
             low, high = row.intervals["latency_p95_ms"]

@@ -49,7 +49,10 @@ def benchmark_out(db: Any, job: JobRecord) -> BenchmarkOut:
         )
         for row in queries.benchmark_results(db, job.id)
     ]
-    return BenchmarkOut.model_validate({**as_dict(job), "results": results})
+    report = queries.report_of_benchmark(db, job.id)
+    return BenchmarkOut.model_validate(
+        {**as_dict(job), "results": results, "report_id": report.id if report else None}
+    )
 
 
 def _benchmark(db: Any, job_id: str) -> JobRecord:
