@@ -80,7 +80,14 @@ class Platform:
         job_id = uuid.uuid4().hex
         body = {"model_id": model_id, "warmup_iterations": WARMUP, "seed": 0, **request}
         self.store.writer.enqueue_job(
-            {"id": job_id, "kind": "benchmark", "name": "bench", "request": body}, max_queued=99
+            {
+                "id": job_id,
+                "kind": "benchmark",
+                "name": "bench",
+                "model_id": model_id,
+                "request": body,
+            },
+            max_queued=99,
         )
         job = queued_job(self.store.writer.claim_job(job_id))
         reporter = reporter_for(self.settings, job, self.store)

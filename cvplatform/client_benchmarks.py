@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+import httpx
+
 from cvplatform.benchmarking.constraints import parse_constraint
-from cvplatform.schemas import BenchmarkOut, BenchmarkPage, BenchmarkRequest, ConstraintIn, JobOut
+from cvplatform.schemas import (
+    BenchmarkOut,
+    BenchmarkPage,
+    BenchmarkRequest,
+    ConstraintIn,
+    JobOut,
+    ReportFormat,
+    ReportPage,
+    ReportView,
+)
 
 
 class BenchmarkCalls:
-    # This comes from Client, which mixes these calls in.
+    # These come from Client, which mixes these calls in.
+    _http: httpx.Client
     _request: Callable[..., Any]
 
     def start_benchmark(
@@ -70,3 +83,41 @@ class BenchmarkCalls:
         return BenchmarkPage.model_validate(
             self._request("GET", "/api/v1/benchmarks", params=params)
         )
+
+    def list_reports(
+        self, model_id: str | None = None, limit: int = 50, offset: int = 0
+    ) -> ReportPage:
+        """Reports, newest first (one per completed benchmark)."""
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if model_id:
+            params["model_id"] = model_id
+        return ReportPage.model_validate(self._request("GET", "/api/v1/reports", params=params))
+
+    def get_report(
+        self, report_id: str, view: ReportView = "technical", format: ReportFormat = "html"
+    ) -> bytes:
+        """The report's ``view`` (technical or simple) as ``format`` (pdf, html, json, csv).
+
+        Raises:
+            NotFound: no such report.
+        """
+        response = self._http.get(
+            f"/api/v1/reports/{report_id}", params={"view": view, "format": format}
+        )
+        if response.is_error:
+            from cvplatform.client import error_from_response
+
+            raise error_from_response(response)
+        return response.content
+
+    def save_report(
+        self,
+        report_id: str,
+        path: str | Path,
+        view: ReportView = "technical",
+        format: ReportFormat = "pdf",
+    ) -> Path:
+        """Write the report's ``view`` as ``format`` to ``path``; returns the path."""
+        target = Path(path)
+        target.write_bytes(self.get_report(report_id, view, format))
+        return target

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,3 +274,12 @@ def test_a_trained_model_is_benchmarked_with_the_accuracy_each_engine_keeps(
         f"{e}@{b}" for e in ("onnxruntime_cpu", "onnxruntime_cpu_int8") for b in (1, 4)
     }
     assert engineer.list_benchmarks(model_id=model_id).total == 1
+
+    # Its report was kept when it completed: every view and format from the stored data.
+    assert benchmark.report_id and engineer.list_reports(model_id=model_id).total == 1
+    pdf = engineer.get_report(benchmark.report_id, view="simple", format="pdf")
+    assert pdf.startswith(b"%PDF") and pdf == engineer.get_report(
+        benchmark.report_id, view="simple", format="pdf"
+    )
+    technical = json.loads(engineer.get_report(benchmark.report_id, format="json"))
+    assert technical["report"]["id"] == benchmark.report_id
