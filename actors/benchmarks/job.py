@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,13 @@ from actors.benchmarks.evaluation import (
     predict_all,
     score,
 )
+from actors.benchmarks.preparation import (
+    REFERENCE_ENGINE,
+    calibration_for,
+    first_line,
+    give_back_freed_memory,
+    ordered_engines,
+)
 from actors.jobs.registry import Job, JobCancelled, Outcome, end_tracked_job
 from actors.jobs.reporter import JobReporter
 from cvplatform.benchmarking.constraints import Constraint
@@ -34,9 +40,8 @@ from cvplatform.benchmarking.plan import check_batch_sizes, onnx_input_dims, res
 from cvplatform.benchmarking.resources import ResourceSampler, environment
 from cvplatform.benchmarking.selection import Candidate, select
 from cvplatform.benchmarking.stats import PERCENTILE_METHOD, Interval, summarize
-from cvplatform.engines import ENGINE_NAMES, engine_for
+from cvplatform.engines import engine_for
 from cvplatform.engines.base import (
-    Calibration,
     Engine,
     EngineContext,
     EngineFailed,
@@ -48,13 +53,6 @@ from cvplatform.schemas import BenchmarkRequest
 from store import queries
 
 log = logging.getLogger("cvp.jobs")
-CALIBRATION_FALLBACK_SAMPLES = 64
-REFERENCE_ENGINE = "onnxruntime_cpu"
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 @dataclass
@@ -128,6 +126,7 @@ class BenchmarkRun:
             return
         self.reporter.phase("opening", engine=engine.name)
         # What the process holds before the engine exists: its own memory is measured above it.
+        give_back_freed_memory()
         self.rss_before_open_mb = psutil.Process().memory_info().rss / 2**20
         try:
             session = engine.open(self.model_file, self.input_shape, self.request.batch_sizes)
@@ -280,31 +279,6 @@ class BenchmarkRun:
             "accuracy_drop_pp": drop,
             "agreement_percent": agreement,
         }
-
-
-def calibration_for(
-    evaluation: EvaluationData | None, seed: int, input_shape: tuple[int, int, int]
-) -> Callable[[], Calibration]:
-    """INT8's calibration: the model's own training split, else the benchmark's seeded inputs."""
-
-    def calibrate() -> Calibration:
-        if evaluation is not None and len(evaluation.calibration):
-            return Calibration(evaluation.calibration, evaluation.calibration_source)
-        samples = seeded_inputs(seed, CALIBRATION_FALLBACK_SAMPLES, input_shape)
-        return Calibration(
-            samples,
-            f"seeded random inputs (seed {seed}, {CALIBRATION_FALLBACK_SAMPLES} samples): the "
-            "model has no dataset here",
-        )
-
-    return calibrate
-
-
-def ordered_engines(requested: Sequence[str] | None) -> list[str]:
-    """The requested engines, FP32 ONNX Runtime first when it is among them: it is the
-    reference the others' accuracy is compared with."""
-    names = list(requested or ENGINE_NAMES)
-    return sorted(names, key=lambda name: name != REFERENCE_ENGINE)
 
 
 def run_benchmark(job: Job, reporter: JobReporter) -> Outcome:

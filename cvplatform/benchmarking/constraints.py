@@ -63,7 +63,7 @@ _LABELS: Mapping[str, str] = {
     "cpu_percent": "process CPU",
     "machine_cpu_percent": "machine CPU",
     "gpu_percent": "GPU utilisation",
-    "host_memory_mb": "peak host memory",
+    "host_memory_mb": "engine host memory",
     "vram_mb": "VRAM",
     "setup_s": "setup time",
     "cold_ms": "cold inference",

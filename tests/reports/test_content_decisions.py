@@ -101,7 +101,7 @@ def test_a_tie_within_noise_is_explained_by_memory() -> None:
     assert [
         "3",
         "ONNX Runtime CPU INT8 at batch 1",
-        "peak host memory 400 MB, more than 312.4 MB",
+        "engine host memory 400 MB, more than 312.4 MB",
     ] in [list(r) for r in removed.rows]
 
 

@@ -105,7 +105,7 @@ def test_a_tie_within_noise_goes_to_the_lower_host_memory() -> None:
     assert tie.kept == ("onnxruntime_cpu_int8@1",)
     assert set(tie.removed) == {"onnxruntime_cpu@1"}
     assert "400 MB" in tie.removed["onnxruntime_cpu@1"]
-    assert "uses the least peak host memory of them (250 MB)" in tie.note
+    assert "uses the least engine host memory of them (250 MB)" in tie.note
     assert "within measurement noise of the lowest" in selection.summary
     assert "onnxruntime_cpu@1" in selection.summary
 
