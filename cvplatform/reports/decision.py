@@ -132,7 +132,9 @@ def key_figures(facts: ReportFacts) -> tuple[KeyFigure, ...]:
         figures.append(_accuracy_figure(row))
     memory = "vram_mb" if row.metrics.get("vram_mb") is not None else "host_memory_mb"
     figures.append(
-        _metric_figure(row, memory, "Peak VRAM" if memory == "vram_mb" else "Engine host memory (peak)")
+        _metric_figure(
+            row, memory, "Peak VRAM" if memory == "vram_mb" else "Engine host memory (peak)"
+        )
     )
     delta = _delta_of(facts, row)
     latency = None if delta is None else delta.change("latency_p95_ms")

@@ -139,6 +139,13 @@ class ReportFacts:
     def has_accuracy(self) -> bool:
         return any(r.metrics.get("accuracy_percent") is not None for r in self.measured())
 
+    def accuracy_not_measured_because(self) -> str:
+        """Why accuracy is missing, as the benchmark stored it, without its own "not measured"
+        lead (the sentence around it says that)."""
+        source = str(self.report.benchmark.result.get("accuracy_source") or "")
+        lead = "not measured: "
+        return source[len(lead) :] if source.startswith(lead) else source
+
 
 def constraint_words(constraint: ConstraintSpec) -> str:
     """ "p95 latency < 50 ms": the constraint with the metric's label and unit."""

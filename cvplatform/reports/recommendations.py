@@ -124,7 +124,7 @@ def _int8_accuracy(facts: ReportFacts) -> list[str]:
     if not rows:
         return []
     if not facts.has_accuracy():
-        source = facts.report.benchmark.result.get("accuracy_source")
+        source = facts.accuracy_not_measured_because()
         why = f" ({source})" if source else ""
         return [
             f"Accuracy was not measured{why}, so what INT8 costs in accuracy is unknown: "

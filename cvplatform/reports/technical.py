@@ -101,7 +101,7 @@ def _results(facts: ReportFacts) -> tuple[Block, ...]:
     if accuracy is not None:
         blocks.append(accuracy)
     elif measured:
-        source = facts.report.benchmark.result.get("accuracy_source")
+        source = facts.accuracy_not_measured_because()
         blocks.append(
             Paragraph(f"Accuracy was not measured{f': {source}' if source else ''}.", "warning")
         )
