@@ -68,7 +68,9 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
         image = Image.open(io.BytesIO(data))
     except _BOMB_ERRORS as error:
         raise InvalidInput(_too_many_pixels(declared_size(data), max_pixels, error)) from None
-    except (UnidentifiedImageError, *_DECODE_ERRORS):
+    except (UnidentifiedImageError, ImportError, *_DECODE_ERRORS):
+        # ImportError: ultralytics, once imported anywhere in the process, replaces Image.open
+        # with one that answers an unidentified file by importing an optional HEIF plugin.
         raise InvalidInput(_unreadable(data)) from None
     image_format = image.format or "unknown format"
     if image_format not in ACCEPTED_FORMATS + _JPEG_VARIANTS:

@@ -101,6 +101,16 @@ def test_gif_is_refused_by_name() -> None:
         decode_image(encoded(two_colour_image(), "GIF"))
 
 
+def test_non_images_are_refused_where_ultralytics_patched_pillow() -> None:
+    # Importing ultralytics replaces Image.open for the whole process (training, detection and
+    # the benchmark's mAP import it): an unidentified file then ends in an ImportError of an
+    # optional HEIF plugin, which must still read as "not an image".
+    import ultralytics.utils.patches  # noqa: F401
+
+    with pytest.raises(InvalidInput, match="not an image"):
+        decode_image(b"hello, this is text")
+
+
 @pytest.mark.parametrize("data", [b"hello, this is text", b"", b"\x89PNG\r\n\x1a\n"])
 def test_non_images_are_refused(data: bytes) -> None:
     with pytest.raises(InvalidInput, match="not an image"):
