@@ -3,7 +3,6 @@ stream, read its results per engine and batch size with the verdicts and the sel
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request, status
@@ -19,10 +18,10 @@ from cvplatform.schemas import (
     JobOut,
     JobStatus,
 )
-from serve_apps.api.guard import GuardedRoute, principal_of, requires
+from serve_apps.api.guard import GuardedRoute, requires
 from serve_apps.api.params import Limit, Offset
-from serve_apps.api.routes.jobs import job_out
-from serve_apps.api.state import ReadDb, platform
+from serve_apps.api.routes.jobs import job_out, queue_gpu_job
+from serve_apps.api.state import ReadDb
 from serve_apps.auth.policy import Action
 from store import queries
 from store.records import JobRecord, ModelRecord, as_dict
@@ -74,22 +73,10 @@ def _benchmark(db: Any, job_id: str) -> JobRecord:
 async def start_benchmark(body: BenchmarkRequest, request: Request, db: ReadDb) -> JobOut:
     """Queue a benchmark of a ready model; it starts when a GPU slot is free. Progress (engine,
     batch size, iterations done) streams on ``GET /api/v1/jobs/{id}/events``."""
-    state = platform(request)
     model = check_benchmark(db, body)
-    job = await state.ops.enqueue_job(
-        job={
-            "id": uuid.uuid4().hex,
-            "kind": KIND,
-            "name": f"benchmark {model.name}",
-            "owner_id": principal_of(request).user_id,
-            "model_id": model.id,
-            "request": body.model_dump(mode="json"),
-        },
-        max_queued=state.settings.gpu_queue_max,
+    return await queue_gpu_job(
+        request, kind=KIND, name=f"benchmark {model.name}", body=body, model_id=model.id
     )
-    state.background.wake_scheduler()
-    request.state.audit_detail = f"job {job.id}"
-    return job_out(job)
 
 
 @router.get("/api/v1/benchmarks", **requires(Action.RESOURCES_READ))

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 
 from cvplatform.errors import Conflict, InvalidInput
 from cvplatform.schemas import ErrorBody, JobOut, JobPage, JobStatus, TrainingRequest
@@ -64,6 +65,33 @@ def check_training(db: Any, request: TrainingRequest) -> tuple[ModelRecord, Data
     return model, dataset
 
 
+async def queue_gpu_job(
+    request: Request,
+    kind: str,
+    name: str,
+    body: BaseModel,
+    model_id: str | None = None,
+    dataset_id: str | None = None,
+) -> JobOut:
+    """Queue a job for the GPU slots (429 when the queue is full) and wake the scheduler."""
+    state = platform(request)
+    job = await state.ops.enqueue_job(
+        job={
+            "id": uuid.uuid4().hex,
+            "kind": kind,
+            "name": name,
+            "owner_id": principal_of(request).user_id,
+            "model_id": model_id,
+            "dataset_id": dataset_id,
+            "request": body.model_dump(mode="json"),
+        },
+        max_queued=state.settings.gpu_queue_max,
+    )
+    state.background.wake_scheduler()
+    request.state.audit_detail = f"job {job.id}"
+    return job_out(job)
+
+
 @router.post(
     "/api/v1/trainings",
     status_code=status.HTTP_202_ACCEPTED,
@@ -72,23 +100,15 @@ def check_training(db: Any, request: TrainingRequest) -> tuple[ModelRecord, Data
 )
 async def start_training(body: TrainingRequest, request: Request, db: ReadDb) -> JobOut:
     """Queue a training of a model on a dataset; it starts when a GPU slot is free."""
-    state = platform(request)
     model, dataset = check_training(db, body)
-    job = await state.ops.enqueue_job(
-        job={
-            "id": uuid.uuid4().hex,
-            "kind": "training",
-            "name": f"train {model.name} on {dataset.name}",
-            "owner_id": principal_of(request).user_id,
-            "model_id": model.id,
-            "dataset_id": dataset.id,
-            "request": body.model_dump(mode="json"),
-        },
-        max_queued=state.settings.gpu_queue_max,
+    return await queue_gpu_job(
+        request,
+        kind="training",
+        name=f"train {model.name} on {dataset.name}",
+        body=body,
+        model_id=model.id,
+        dataset_id=dataset.id,
     )
-    state.background.wake_scheduler()
-    request.state.audit_detail = f"job {job.id}"
-    return job_out(job)
 
 
 @router.get("/api/v1/jobs", **requires(Action.RESOURCES_READ))
