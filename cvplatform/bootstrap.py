@@ -31,6 +31,7 @@ from cvplatform.jsonlog import configure_logging
 from cvplatform.ports import check_ports_free
 from serve_apps.api.server import start_api_actor
 from serve_apps.auth.passwords import hash_password
+from serve_apps.inference.deployment import deploy_inference_pool
 from store import queries
 from store.actor import StoreClient, init_ray_with_store_secret, start_store_actor
 from store.connections import reading
@@ -134,6 +135,7 @@ def start_platform(settings: Settings) -> RunningPlatform:
     store = start_store_actor(settings)
     admin_note = ensure_first_admin(settings, StoreClient(store))
     serve.start(proxy_location="EveryNode", http_options=serve_http_options(settings))
+    deploy_inference_pool(settings)
     api = start_api_actor(settings)
     StoreClient(store).call_sync("fail_interrupted_jobs")
     scheduler = start_scheduler(settings)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from cvplatform.client_benchmarks import BenchmarkCalls
+from cvplatform.client_inference import InferenceCalls
 from cvplatform.client_resources import ResourceCalls
 from cvplatform.client_uploads import UploadOptions
 from cvplatform.errors import ERRORS_BY_CODE, CvpError
@@ -33,6 +34,7 @@ from cvplatform.schemas import (
 )
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_SERVE_PORT = 8000
 
 
 def error_from_response(response: httpx.Response) -> CvpError:
@@ -51,7 +53,7 @@ def error_from_response(response: httpx.Response) -> CvpError:
     return error
 
 
-class Client(ResourceCalls, BenchmarkCalls):
+class Client(ResourceCalls, BenchmarkCalls, InferenceCalls):
     """A session with the management API.
 
     Args:
@@ -62,6 +64,9 @@ class Client(ResourceCalls, BenchmarkCalls):
         verify: TLS verification (a CA bundle path, or False for a self-signed test setup).
         upload_options: how files are sent (chunk size, retries); see :class:`UploadOptions`.
         transport: an httpx transport to send requests through instead of the network's.
+        serve_url: the prediction endpoint (Ray Serve's port); by default the API's host on
+            port 8000 (``CVP_SERVE_PORT``'s default).
+        serve_transport: like ``transport``, for the prediction endpoint.
 
     Raises (from every method):
         CvpError: the subclass named by the error's code (``PermissionDenied``,
@@ -79,6 +84,8 @@ class Client(ResourceCalls, BenchmarkCalls):
         verify: bool | str = True,
         upload_options: UploadOptions | None = None,
         transport: httpx.BaseTransport | None = None,
+        serve_url: str | None = None,
+        serve_transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {}
         if api_key:
@@ -93,6 +100,13 @@ class Client(ResourceCalls, BenchmarkCalls):
             transport=transport,
         )
         self._upload_options = upload_options or UploadOptions()
+        self._serve = httpx.Client(
+            base_url=serve_url or str(httpx.URL(base_url).copy_with(port=DEFAULT_SERVE_PORT)),
+            headers=headers,
+            timeout=timeout_s,
+            verify=verify,
+            transport=serve_transport,
+        )
 
     @classmethod
     def login(cls, base_url: str, username: str, password: str, **options: Any) -> Client:
@@ -109,9 +123,13 @@ class Client(ResourceCalls, BenchmarkCalls):
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, path, **kwargs)
+        self._raise_for(response)
+        return None if response.status_code == 204 else response.json()
+
+    @staticmethod
+    def _raise_for(response: httpx.Response) -> None:
         if response.is_error:
             raise error_from_response(response)
-        return None if response.status_code == 204 else response.json()
 
     # --- health and identity --------------------------------------------------------------
 
@@ -214,6 +232,7 @@ class Client(ResourceCalls, BenchmarkCalls):
 
     def close(self) -> None:
         self._http.close()
+        self._serve.close()
 
     def __enter__(self) -> Client:
         return self

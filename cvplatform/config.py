@@ -46,6 +46,30 @@ class Settings(BaseSettings):
     inference_queue_max: int = Field(1000, ge=1, description="queued inference requests")
     queue_timeout_s: float = Field(30.0, gt=0)
     inference_timeout_s: float = Field(30.0, gt=0)
+    inference_replicas: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Serve replicas of the inference pool (workers split among them)",
+    )
+    inference_max_batch: int = Field(32, ge=1, le=1024, description="images in one prediction")
+    inference_batch_size: int = Field(
+        16, ge=1, le=1024, description="requests for one model run together (dynamic batching)"
+    )
+    inference_batch_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="how long a batch waits to fill before it runs"
+    )
+    inference_models_per_replica: int = Field(
+        4, ge=1, le=64, description="models a replica keeps loaded (least recently used goes)"
+    )
+    inference_max_pixels: int = Field(
+        40_000_000,
+        ge=1,
+        description="pixels an image's header may declare (checked before decoding)",
+    )
+    inference_threads: int | None = Field(
+        None, ge=1, description="CPU threads per model run (unset: ONNX Runtime's default)"
+    )
 
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None

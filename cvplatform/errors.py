@@ -66,6 +66,56 @@ class PayloadTooLarge(CvpError):
     code = "payload_too_large"
 
 
+# --- predictions ----------------------------------------------------------------------------
+
+
+class InferenceBusy(CvpError):
+    """The inference pool cannot take the request now; the caller should retry after a while."""
+
+    status = 503
+    code = "inference_busy"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class InferenceQueueFull(InferenceBusy):
+    """As many requests wait for a worker as the queue holds: refused at once."""
+
+    code = "inference_queue_full"
+
+
+class InferenceQueueTimeout(InferenceBusy):
+    """The request waited for a worker longer than the queue timeout."""
+
+    code = "inference_queue_timeout"
+
+
+class InferencePoolUnavailable(CvpError):
+    """The inference pool is not running where it was asked for."""
+
+    status = 503
+    code = "inference_pool_unavailable"
+
+
+class InferenceFailed(CvpError):
+    """The model failed to run on a request's input (the message says how)."""
+
+    status = 500
+    code = "inference_failed"
+
+
+class InferenceTimeout(CvpError):
+    """The model took longer than the inference timeout; its run was stopped."""
+
+    status = 504
+    code = "inference_timeout"
+
+
 # --- models ---------------------------------------------------------------------------------
 
 

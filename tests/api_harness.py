@@ -27,15 +27,19 @@ from cvplatform.client import error_from_response
 from cvplatform.clock import Clock
 from cvplatform.config import Settings
 from cvplatform.errors import CvpError, InvalidInput
+from cvplatform.gpu import GpuReport
 from cvplatform.jsonlog import JsonFormatter
 from cvplatform.schemas import ComponentStatus, Readiness, Role
 from serve_apps.api.app import create_app
 from serve_apps.api.state import PlatformState
 from serve_apps.auth.passwords import hash_password
+from serve_apps.inference.pool_view import InferencePoolView, warm_in_process
+from serve_apps.inference.state import InferenceState
 from store.schema import LATEST_VERSION
 from store.writer import StoreWriter, sqlite_errors_translated
 from tests.helpers import unique
 
+NO_GPU = GpuReport(False, "no GPU (an in-process test)")
 ADMIN_PASSWORD = "admin-password-for-tests"
 USER_PASSWORD = "user-password-for-tests"
 ADMIN_HASH = hash_password(ADMIN_PASSWORD, rounds=4)
@@ -337,20 +341,33 @@ def in_process_platform(data_dir: Path, **settings: Any) -> Iterator[InProcessPl
     store.run_sync("create_user", username="admin", password_hash=ADMIN_HASH, role="admin")
     store.calls.clear()
     background = RecordedBackgroundWork()
+    jwt_secret = b"s" * 64
+    # A replica of the inference pool in this process (no model loaded until one is asked for).
+    replica = InferenceState(
+        settings=config, store=store, jwt_secret=jwt_secret, clock=clock, gpu=NO_GPU, replica="r0"
+    )
     state = PlatformState(
         settings=config,
         store=store,
-        jwt_secret=b"s" * 64,
+        jwt_secret=jwt_secret,
         clock=clock,
         readiness=_ready,
         background=background,
+        inference=InferencePoolView(replica.replica_state_dir, warm_in_process(replica)),
     )
     try:
         with _request_log(config):
             yield InProcessPlatform(config, state, store, background, clock)
     finally:
+        close_replica(replica)
         state.readers.close()
         store.close()
+
+
+def close_replica(replica: InferenceState) -> None:
+    replica.models.close_all()
+    replica.runner.shutdown(wait=True)
+    replica.readers.close()
 
 
 @asynccontextmanager

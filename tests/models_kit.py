@@ -340,3 +340,33 @@ def memory_hungry_torchscript(path: Path, gigabytes: int) -> Path:
 
     torch.jit.save(torch.jit.script(_hungry()(gigabytes * 1024**3 // 4)), str(path))
     return path
+
+
+def onnx_slow_classifier(path: Path, classes: int = 4, size: int = 160) -> Path:
+    """A classifier that takes tens of milliseconds per image on a CPU (wide 3x3 convolutions at
+    full resolution): slow enough for a flood to queue and a tiny timeout to pass."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, classes),
+    ).eval()
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, size, size),),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    return path

@@ -293,3 +293,22 @@ def cuda_version_text(version: int) -> str:
 def _text(value: str | bytes) -> str:
     # Older NVML bindings return bytes.
     return value if isinstance(value, str) else value.decode()
+
+
+def gpu_now(gpu: GpuReport, index: int = 0) -> dict[str, Any]:
+    """One reading of a GPU's utilisation and memory in use, or why there is none (for the
+    inference pool's health and metrics; the benchmark samples through ``ResourceSampler``)."""
+    device = _NvmlDevice(gpu, index)
+    try:
+        reading = device.read()
+    finally:
+        device.close()
+    if reading is None:
+        return {"available": False, "reason": device.reason or gpu.detail}
+    utilisation, used_mb = reading
+    return {
+        "available": True,
+        "device": gpu.detail,
+        "utilization_percent": utilisation,
+        "memory_used_mb": round(used_mb, 1),
+    }

@@ -28,6 +28,10 @@ class EngineFailed(Exception):
     the user."""
 
 
+class RunStopped(EngineFailed):
+    """A run was stopped from outside before it finished (the inference pool's timeout)."""
+
+
 @dataclass(frozen=True)
 class Availability:
     available: bool

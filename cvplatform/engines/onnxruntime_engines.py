@@ -7,6 +7,7 @@ them; nothing is kept on the device between runs.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from cvplatform.engines.base import (
     EngineContext,
     EngineFailed,
     ModelFile,
+    RunStopped,
     Setup,
     check_input_fits,
     first_line,
@@ -33,23 +35,40 @@ CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 class OrtSession:
-    """One ONNX Runtime session over one model, fed numpy batches."""
+    """One ONNX Runtime session over one model, fed numpy batches; a run in progress can be
+    stopped from another thread (``cancel``), which the inference pool does past its timeout."""
 
     def __init__(self, session: Any, setup: Setup) -> None:
         self.setup = setup
         self._session: Any = session
         self._input_name: str = session.get_inputs()[0].name
+        self._runs: set[Any] = set()  # the RunOptions of the runs in progress
+        self._runs_lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         if self._session is None:
             raise EngineFailed("this session was released")
+        options = ort.RunOptions()
+        with self._runs_lock:
+            self._runs.add(options)
         try:
-            outputs = self._session.run(None, {self._input_name: batch})
+            outputs = self._session.run(None, {self._input_name: batch}, options)
         except Exception as error:  # ONNX Runtime's own exception types, not exported
+            if options.terminate:
+                raise RunStopped("the run was stopped before it finished") from error
             raise EngineFailed(
                 f"ONNX Runtime failed to run the model: {first_line(error)}"
             ) from error
+        finally:
+            with self._runs_lock:
+                self._runs.discard(options)
         return list(outputs)
+
+    def cancel(self) -> None:
+        """Stop every run in progress (each raises EngineFailed); later runs are not affected."""
+        with self._runs_lock:
+            for options in self._runs:
+                options.terminate = True
 
     def release(self) -> None:
         self._session = None

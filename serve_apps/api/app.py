@@ -19,6 +19,7 @@ from serve_apps.api.routes import (
     datasets,
     docs,
     health,
+    inference,
     jobs,
     models,
     passwords,
@@ -41,6 +42,7 @@ ROUTERS = (
     jobs.router,
     benchmarks.router,
     reports.router,
+    inference.router,
     system.router,
     docs.router,
 )

@@ -23,7 +23,7 @@ from cvplatform.errors import (
     TokenRevoked,
 )
 from cvplatform.schemas import Principal
-from serve_apps.api.state import PlatformState, platform
+from serve_apps.api.state import AuthContext
 from serve_apps.auth.api_keys import key_matches, key_prefix
 from serve_apps.auth.credential_cache import CachedCredential, credential_fingerprint
 from serve_apps.auth.tokens import decode_token
@@ -41,7 +41,8 @@ async def authenticate(request: Request) -> Principal:
     Raises:
         AuthError: no credentials, or credentials that are malformed, unknown, expired or revoked.
     """
-    state = platform(request)
+    # The management API's state, or the inference pool's: both are AuthContexts.
+    state: AuthContext = request.app.state.platform
     api_key = request.headers.get("x-api-key")
     authorization = request.headers.get("authorization")
     if not api_key and not authorization:
@@ -56,7 +57,7 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-def _from_token(state: PlatformState, token: str) -> tuple[Principal, str]:
+def _from_token(state: AuthContext, token: str) -> tuple[Principal, str]:
     now = state.clock()
     fingerprint = credential_fingerprint(token)
     cached = state.credentials.get(fingerprint)
@@ -84,7 +85,7 @@ def _session_credential(
     return CachedCredential(principal, session_id, expires_at=from_iso(session["expires_at"]))
 
 
-async def _from_api_key(state: PlatformState, key: str) -> Principal:
+async def _from_api_key(state: AuthContext, key: str) -> Principal:
     prefix = key_prefix(key)
     if prefix is None:
         raise AuthError("the X-API-Key header does not hold a cv-platform API key (cvp_...)")

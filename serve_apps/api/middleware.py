@@ -32,8 +32,11 @@ def pick_request_id(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, answer_request_id: bool = True) -> None:
         self.app = app
+        # Behind Ray Serve's proxy, which passes its request id in and puts it on the answer
+        # itself, a second header would repeat it.
+        self.answer_request_id = answer_request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,9 +55,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message.setdefault("headers", []).append(
-                    (b"x-request-id", request_id.encode("latin-1"))
-                )
+                if self.answer_request_id:
+                    message.setdefault("headers", []).append(
+                        (b"x-request-id", request_id.encode("latin-1"))
+                    )
             await send(message)
 
         try:

@@ -28,6 +28,7 @@ from serve_apps.api.app import create_app
 from serve_apps.api.state import PlatformState
 from serve_apps.auth.tokens import load_or_create_secret
 from serve_apps.health import gather_readiness, startup_status
+from serve_apps.inference.deployment import serve_pool_view
 from store import queries
 from store.actor import StoreClient
 from store.connections import reading
@@ -95,6 +96,7 @@ class ApiServer:
             clock=utc_now,
             readiness=partial(platform_readiness, settings, store),
             background=RayBackgroundWork(settings),
+            inference=serve_pool_view(settings),
         )
         config = uvicorn.Config(
             create_app(state),

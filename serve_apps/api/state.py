@@ -49,6 +49,32 @@ class BackgroundWork(Protocol):
     def wake_scheduler(self) -> object: ...
 
 
+class InferencePool(Protocol):
+    """The inference pool as the API sees it (``serve_apps.inference.pool_view``)."""
+
+    async def warm(self, model_id: str) -> dict[str, Any]: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+class AuthContext(Protocol):
+    """What checking a request's credentials needs (``serve_apps.api.authn``): the management
+    API's ``PlatformState`` and the inference pool's state both have it."""
+
+    @property
+    def jwt_secret(self) -> bytes: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def readers(self) -> ReaderPool: ...
+    @property
+    def credentials(self) -> CredentialCache: ...
+    @property
+    def key_use(self) -> KeyUseThrottle: ...
+    @property
+    def ops(self) -> AsyncStoreOperations: ...
+
+
 @dataclass(frozen=True)
 class PlatformState:
     settings: Settings
@@ -57,6 +83,7 @@ class PlatformState:
     clock: Clock
     readiness: Callable[[], Awaitable[Readiness]]
     background: BackgroundWork
+    inference: InferencePool | None = None  # None where no pool runs (the route tests)
     # Built from the fields above: what the API process keeps between requests.
     ops: AsyncStoreOperations = field(init=False)
     readers: ReaderPool = field(init=False)

@@ -14,6 +14,7 @@ class Action(StrEnum):
     PUBLIC = "public"  # liveness, readiness, login, the API documents: no credentials needed
     SELF = "self"  # who am I, log out, change one's own password, manage one's own API keys
     INFERENCE_RUN = "inference.run"
+    INFERENCE_MANAGE = "inference.manage"  # warm a model on the inference pool
     RESOURCES_READ = "resources.read"  # models, datasets, jobs, benchmarks, reports, configuration
     RESOURCES_UPLOAD = "resources.upload"  # models and datasets
     JOBS_START = "jobs.start"  # training with hyperparameters, benchmarks
@@ -33,6 +34,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.PUBLIC: _EVERYONE,
     Action.SELF: _EVERYONE,
     Action.INFERENCE_RUN: _EVERYONE,
+    Action.INFERENCE_MANAGE: _STAFF,
     Action.RESOURCES_READ: _STAFF,
     Action.RESOURCES_UPLOAD: _STAFF,
     Action.JOBS_START: _STAFF,

@@ -82,6 +82,11 @@ EXPECTED_ACTIONS: dict[tuple[str, str], Action] = {
     ("GET", "/api/v1/reports/{report_id}"): Action.RESOURCES_READ,
     ("GET", "/api/v1/benchmarks/{benchmark_id}/report"): Action.RESOURCES_READ,
     ("GET", "/api/v1/models/{model_id}/reports"): Action.RESOURCES_READ,
+    # the inference pool: engineers warm models and see where they are; the pool's metrics are
+    # system monitoring (predictions themselves are on Serve's port, any role)
+    ("POST", "/api/v1/models/{model_id}/serving"): Action.INFERENCE_MANAGE,
+    ("GET", "/api/v1/models/{model_id}/serving"): Action.RESOURCES_READ,
+    ("GET", "/api/v1/inference/metrics"): Action.SYSTEM_MONITOR,
     # configuration (engineers too); audit log and alerts (admins)
     ("GET", "/api/v1/config"): Action.RESOURCES_READ,
     ("GET", "/api/v1/audit"): Action.SYSTEM_MONITOR,

@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-import struct
 import time
-import zlib
 from typing import Any
 
 import numpy as np
@@ -23,47 +21,16 @@ from cvplatform.inference.payloads import (
     images_from_json,
     tensor_from_npy,
 )
+from tests.images_kit import BLUE, RED, encoded, npy, png_header_only, two_colour_image
 
-RED = (220, 20, 20)
-BLUE = (20, 20, 220)
 INPUT_SHAPE: list[int | str] = ["batch", 3, 8, 6]
 _EXIF_ORIENTATION = 0x0112
-
-
-def encoded(image: Image.Image, image_format: str, **options: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, image_format, **options)
-    return buffer.getvalue()
-
-
-def two_colour_image(width: int = 32, height: int = 16) -> Image.Image:
-    """Left half red, right half blue: big flat blocks survive JPEG compression."""
-    image = Image.new("RGB", (width, height), BLUE)
-    image.paste(RED, (0, 0, width // 2, height))
-    return image
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG signature and IHDR (correct CRC) declaring this size, then IEND: no pixel data."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        crc = zlib.crc32(kind + payload)
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 def close_to(pixel: Any, colour: tuple[int, int, int], tolerance: int = 40) -> bool:
     return all(
         abs(int(got) - wanted) <= tolerance for got, wanted in zip(pixel, colour, strict=True)
     )
-
-
-def npy(array: np.ndarray[Any, Any], allow_pickle: bool = False) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=allow_pickle)
-    return buffer.getvalue()
 
 
 # --- decode_image ---------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from serve_apps.auth.policy import PERMISSIONS, Action, can, needs_credentials
 MATRIX = [
     (Action.SELF, True, True, True),
     (Action.INFERENCE_RUN, True, True, True),
+    # Not a row of design.md: warming a model on the pool goes with deploying it (staff).
+    (Action.INFERENCE_MANAGE, True, True, False),
     (Action.RESOURCES_READ, True, True, False),
     (Action.RESOURCES_UPLOAD, True, True, False),
     (Action.JOBS_START, True, True, False),

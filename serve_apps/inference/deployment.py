@@ -1,0 +1,160 @@
+"""The inference pool on Ray Serve: one application, ``cvp-inference``, whose replicas serve the
+prediction app (``app.py``) on Serve's HTTP port and load models by id on demand.
+
+A thin Ray shell: the bounds, the model cache, the counting and the request handling are plain
+code built around one ``InferenceState`` per replica. What is Serve's here: the replicas, their
+restart, the proxy's own bound on waiting requests, and the dynamic batching (``serve.batch``,
+one queue per loaded model, so that a batch never mixes models).
+
+Bounds (see docs/architecture.md, "Predictions"): each of the ``CVP_INFERENCE_REPLICAS``
+replicas lets its share of ``CVP_INFERENCE_WORKERS`` requests infer at once and its share of
+``CVP_INFERENCE_QUEUE_MAX`` wait, and answers the rest 503 with ``Retry-After`` itself, in the
+platform's error shape. Serve's ``max_ongoing_requests`` lets those reach a replica and
+``REFUSAL_ROOM`` more, so that overflow reaches the replica and gets that answer at once; Serve's
+own bound (the proxy's ``max_queued_requests``, whose 503 is plain text without
+``Retry-After``) is a backstop only a burst of more than that many at once would reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI
+from ray import serve
+
+from cvplatform.clock import to_iso, utc_now
+from cvplatform.config import Settings
+from cvplatform.gpu import probe_gpu
+from cvplatform.inference.replica_state import publish, remove
+from cvplatform.inference.served import ServedModel, run_together
+from cvplatform.jsonlog import configure_logging
+from serve_apps.auth.tokens import load_or_create_secret
+from serve_apps.inference.app import create_inference_app
+from serve_apps.inference.metrics import PrometheusMetrics
+from serve_apps.inference.pool_view import InferencePoolView, warm_in_process
+from serve_apps.inference.state import Batched, InferenceState, replica_share
+from store.actor import StoreClient
+
+POOL_APP = "cvp-inference"
+POOL_DEPLOYMENT = "InferencePool"
+PUBLISH_INTERVAL_S = 1.0
+# Requests beyond the bounds that a replica takes in only to refuse them (a refusal is quick), and
+# that the proxy holds while it assigns a burst to replicas.
+REFUSAL_ROOM = 100
+log = logging.getLogger("cvp.inference")
+
+
+def serve_batching(model: ServedModel, state: InferenceState) -> Batched:
+    """``model``'s requests run together: up to CVP_INFERENCE_BATCH_SIZE requests, waiting at
+    most CVP_INFERENCE_BATCH_WAIT_MS for the batch to fill."""
+    settings = state.settings
+
+    @serve.batch(
+        max_batch_size=settings.inference_batch_size,
+        batch_wait_timeout_s=settings.inference_batch_wait_ms / 1000,
+    )
+    async def run(batches: list[np.ndarray]) -> list[tuple[list[np.ndarray], int]]:
+        loop = asyncio.get_running_loop()
+        outputs = await loop.run_in_executor(
+            state.runner, run_together, model, batches, settings.inference_max_batch
+        )
+        return [(own, len(batches)) for own in outputs]
+
+    batched: Batched = run
+    return batched
+
+
+@serve.deployment(name=POOL_DEPLOYMENT)
+@serve.ingress()
+class InferencePool:
+    def __init__(self, settings: Settings) -> None:
+        configure_logging(settings, "inference")
+        replica = serve.get_replica_context().replica_id.unique_id
+        self._state = InferenceState(
+            settings=settings,
+            store=StoreClient(),
+            jwt_secret=load_or_create_secret(settings.jwt_secret_path),
+            clock=utc_now,
+            gpu=probe_gpu(),
+            replica=replica,
+            metrics=PrometheusMetrics(replica),
+            batching=serve_batching,
+            started_at=to_iso(utc_now()),
+        )
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_inference_app(self._state, self._lifespan, behind_serve_proxy=True)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        """While the replica serves: publish its state every second; at its end, take the state
+        file away and close the models."""
+        publisher = asyncio.get_running_loop().create_task(self._publish_forever())
+        try:
+            yield
+        finally:
+            publisher.cancel()
+            with contextlib.suppress(OSError):
+                remove(self._state.replica_state_dir, self._state.replica)
+            self._state.models.close_all()
+
+    async def warm(self, model_id: str) -> dict[str, Any]:
+        """Load a ready model on this replica now: this replica and the model as loaded."""
+        warmed = await warm_in_process(self._state)(model_id)
+        self._publish()
+        return warmed
+
+    def held(self) -> dict[str, Any]:
+        return self._state.replica_state().as_dict()
+
+    async def _publish_forever(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed update shows as a stale updated_at
+                self._publish()
+            await asyncio.sleep(PUBLISH_INTERVAL_S)
+
+    def _publish(self) -> None:
+        state = self._state
+        published = state.replica_state()
+        publish(state.replica_state_dir, published)
+        if state.metrics is not None:
+            state.metrics.set_pool(
+                busy=published.busy, queued=published.queued, models_loaded=len(published.models)
+            )
+
+
+def deploy_inference_pool(settings: Settings) -> None:
+    """Deploy (or redeploy) the pool with the configured bounds; returns once its replicas run."""
+    replicas = settings.inference_replicas
+    per_replica = replica_share(settings.inference_workers, replicas) + replica_share(
+        settings.inference_queue_max, replicas
+    )
+    pool = InferencePool.options(  # type: ignore[attr-defined]
+        num_replicas=replicas,
+        max_ongoing_requests=per_replica + REFUSAL_ROOM,
+        # Serve counts a request as queued until it is assigned to a replica, even for a moment:
+        # a burst is held there briefly before the replica's own queue takes it.
+        max_queued_requests=settings.inference_queue_max + REFUSAL_ROOM,
+        ray_actor_options={"num_cpus": 0},
+    ).bind(settings)
+    serve.run(pool, name=POOL_APP, route_prefix="/", blocking=False)
+    log.info("inference pool deployed", extra={"replicas": replicas})
+
+
+def pool_handle() -> Any:
+    return serve.get_deployment_handle(POOL_DEPLOYMENT, app_name=POOL_APP)
+
+
+async def warm_through_serve(model_id: str) -> dict[str, Any]:
+    """Warm a model on the replica the pool's handle picks (the management API's warming)."""
+    answer: dict[str, Any] = await pool_handle().warm.remote(model_id)
+    return answer
+
+
+def serve_pool_view(settings: Settings) -> InferencePoolView:
+    return InferencePoolView(settings.run_dir / "inference", warm_through_serve)

@@ -1,0 +1,165 @@
+"""What one inference replica keeps between requests: its bounds, the models it holds, its counts,
+and what checking credentials needs (the same checks as the management API's).
+
+The Serve deployment builds one ``InferenceState`` per replica; the in-process tests build one
+over a temporary store, with no Ray.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from cvplatform.clock import Clock, to_iso
+from cvplatform.config import Settings
+from cvplatform.engines import EngineContext
+from cvplatform.gpu import GpuReport
+from cvplatform.inference.admission import Admission
+from cvplatform.inference.loaded import LoadedModels
+from cvplatform.inference.replica_state import LoadedModel, ReplicaState
+from cvplatform.inference.served import ServedModel, ServingInput, open_served_model
+from cvplatform.inference.stats import InferenceStats
+from serve_apps.api.state import KEY_TOUCH_INTERVAL, StoreGateway
+from serve_apps.auth.credential_cache import CredentialCache, KeyUseThrottle
+from store.connections import ReaderPool
+from store.inference_inputs import serving_input
+from store.operations import AsyncStoreOperations
+
+# The images of several requests for one model, run together; answers each request's outputs.
+Batched = Callable[[np.ndarray], Awaitable[tuple[list[np.ndarray], int]]]
+
+
+class Counts(Protocol):
+    """What a replica counts (``InferenceStats`` for the JSON views, Prometheus beside it)."""
+
+    def record_success(
+        self,
+        model_id: str,
+        *,
+        queue_wait_ms: float,
+        inference_ms: float,
+        total_ms: float,
+        images: int,
+    ) -> None: ...
+
+    def record_error(self, model_id: str | None, code: str) -> None: ...
+
+
+class MetricsSink(Counts, Protocol):
+    """Where a replica's counts also go (Ray's Prometheus metrics in the platform)."""
+
+    def set_pool(self, *, busy: int, queued: int, models_loaded: int) -> None: ...
+
+
+def replica_share(total: int, replicas: int) -> int:
+    """One replica's part of a pool-wide bound (rounded up: the pool never holds less)."""
+    return max(1, -(-total // replicas))
+
+
+@dataclass(frozen=True)
+class InferenceState:
+    settings: Settings
+    store: StoreGateway
+    jwt_secret: bytes
+    clock: Clock
+    gpu: GpuReport
+    replica: str
+    metrics: MetricsSink | None = None
+    # model -> its batched run; None runs each request alone (CVP_INFERENCE_BATCH_SIZE=1, or
+    # outside Serve, whose batching needs a replica).
+    batching: Callable[[ServedModel, InferenceState], Batched] | None = None
+    started_at: str = ""
+    # Built from the fields above.
+    ops: AsyncStoreOperations = field(init=False)
+    readers: ReaderPool = field(init=False)
+    credentials: CredentialCache = field(init=False)
+    key_use: KeyUseThrottle = field(init=False)
+    admission: Admission = field(init=False)
+    models: LoadedModels = field(init=False)
+    stats: InferenceStats = field(init=False)
+    runner: ThreadPoolExecutor = field(init=False)
+    batched: dict[str, tuple[ServedModel, Batched]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        replicas = settings.inference_replicas
+        built: Mapping[str, Any] = {
+            "ops": AsyncStoreOperations(self.store, settings.store_call_timeout_s),
+            "readers": ReaderPool(settings.db_path),
+            "credentials": CredentialCache(timedelta(seconds=settings.auth_cache_s), self.clock),
+            "key_use": KeyUseThrottle(KEY_TOUCH_INTERVAL, self.clock),
+            "admission": Admission(
+                replica_share(settings.inference_workers, replicas),
+                replica_share(settings.inference_queue_max, replicas),
+                settings.queue_timeout_s,
+            ),
+            "models": LoadedModels(settings.inference_models_per_replica, self.open_model),
+            "stats": InferenceStats(),
+            "runner": ThreadPoolExecutor(
+                max_workers=replica_share(settings.inference_workers, replicas),
+                thread_name_prefix="inference",
+            ),
+            "batched": {},
+            "started_at": self.started_at or to_iso(self.clock()),
+        }
+        for name, value in built.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def replica_state_dir(self) -> Path:
+        return self.settings.run_dir / "inference"
+
+    def engine_context(self) -> EngineContext:
+        return EngineContext(
+            cache_dir=self.settings.artifacts_dir / "engines",
+            gpu=self.gpu,
+            threads=self.settings.inference_threads,
+            gpu_memory_limit_mb=self.settings.gpu_memory_limit_mb,
+        )
+
+    def open_model(self, record: ServingInput) -> ServedModel:
+        return open_served_model(record, self.engine_context(), self.settings.inference_max_batch)
+
+    def read_model(self, model_id: str) -> ServingInput | None:
+        with self.readers.borrow() as db:
+            return serving_input(db, self.settings.artifacts_dir, model_id)
+
+    def batched_run(self, model: ServedModel) -> Batched | None:
+        """The batched run of ``model`` (made on first use); None when batching is off."""
+        if self.batching is None or self.settings.inference_batch_size <= 1:
+            return None
+        made = self.batched.get(model.model_id)
+        if made is None or made[0] is not model:  # first use, or the model was opened again
+            made = (model, self.batching(model, self))
+            self.batched[model.model_id] = made
+        return made[1]
+
+    def replica_state(self) -> ReplicaState:
+        return ReplicaState(
+            replica=self.replica,
+            pid=os.getpid(),
+            started_at=self.started_at,
+            updated_at=to_iso(self.clock()),
+            workers=self.admission.workers,
+            busy=self.admission.busy,
+            queued=self.admission.waiting,
+            queue_max=self.admission.queue_max,
+            models=tuple(
+                LoadedModel(
+                    model_id=model.model_id,
+                    engine=model.engine,
+                    loaded_at=model.loaded_at,
+                    last_used_at=model.last_used_at or model.loaded_at,
+                    load_seconds=model.load_seconds,
+                )
+                for model in self.models.held()
+            ),
+            stats=self.stats.snapshot(),
+        )
