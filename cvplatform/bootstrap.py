@@ -202,7 +202,8 @@ def stop_platform(running: RunningPlatform) -> None:
         except Exception as error:
             log.warning("while stopping %s: %s", step, error)
     ray.shutdown()
-    run_files = (pid_file, ray_address_file, store_secret_file)
+    # The pid file last: `cvp down` takes its disappearance for "stopped".
+    run_files = (ray_address_file, store_secret_file, pid_file)
     for run_file in (describe(running.settings) for describe in run_files):
         run_file.unlink(missing_ok=True)
     log.info("platform down")

@@ -106,9 +106,7 @@ def _banner(settings: Settings, admin_note: str) -> str:
     )
 
 
-def _up_foreground(settings: Settings) -> None:
-    from cvplatform.bootstrap import start_platform, stop_platform, wait_for_registrations
-
+def _interrupt_on_stop_signals() -> None:
     def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -116,7 +114,16 @@ def _up_foreground(settings: Settings) -> None:
     # ignored SIGINT ignored; Ctrl-C and `kill -INT` must stop the platform all the same.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _interrupt)
+
+
+def _up_foreground(settings: Settings) -> None:
+    from cvplatform.bootstrap import start_platform, stop_platform, wait_for_registrations
+
+    _interrupt_on_stop_signals()
     running = start_platform(settings)
+    # Again: deploying the Serve application installs Ray's own SIGTERM handler in this process,
+    # which ends it on the spot (seen: `cvp down` left the run files and Serve behind).
+    _interrupt_on_stop_signals()
     try:
         if running.registrations:
             click.echo("registering the presets and sample datasets (a first start takes longest)")

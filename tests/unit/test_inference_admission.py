@@ -201,24 +201,38 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_leaks_no_permit() -> None
     await assert_exactly_one_free_worker(admission)
 
 
-async def test_a_waiter_cancelled_just_as_the_worker_is_granted_gives_it_back() -> None:
-    admission = Admission(workers=1, queue_max=1, queue_timeout_s=30)
-    entered: list[str] = []
+async def cancelled_as_granted(admission: Admission, entered: list[str]) -> Holder:
+    """A waiter cancelled in the same loop step as the worker is handed to it, before it runs."""
     async with admission.worker():
         waiter = Holder(admission, "waiter", entered)
         await settle()
         assert admission.waiting == 1
-    # The worker was handed to the waiter above; it is cancelled before it could run.
-    waiter.task.cancel()
-    try:
-        await waiter.task
-    except asyncio.CancelledError:
-        assert entered == []
-    else:  # it got in after all: then it must have held the worker and let it go
-        assert entered == ["waiter"]
+    waiter.task.cancel()  # the worker was handed to the waiter as the block above ended
+    waiter.release.set()  # should it get in after all, it does not stay in
+    return waiter
+
+
+async def test_a_waiter_cancelled_just_as_the_worker_is_granted_leaks_no_permit() -> None:
+    admission = Admission(workers=1, queue_max=1, queue_timeout_s=30)
+    waiter = await cancelled_as_granted(admission, [])
+    await asyncio.gather(waiter.task, return_exceptions=True)
     assert (admission.busy, admission.waiting) == (0, 0)
     admission.queue_max = 0
     await assert_exactly_one_free_worker(admission)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Python 3.11's asyncio.wait_for returns the acquired permit and drops a cancellation "
+    "that arrives as the worker is granted: the cancelled request enters the block and runs",
+)
+async def test_a_waiter_cancelled_just_as_the_worker_is_granted_never_enters() -> None:
+    admission = Admission(workers=1, queue_max=1, queue_timeout_s=30)
+    entered: list[str] = []
+    waiter = await cancelled_as_granted(admission, entered)
+    outcome = await asyncio.gather(waiter.task, return_exceptions=True)
+    assert entered == []  # a request whose client is gone must not reach a model
+    assert isinstance(outcome[0], asyncio.CancelledError)
 
 
 async def test_the_wait_for_a_worker_is_measured_on_the_injected_clock() -> None:
