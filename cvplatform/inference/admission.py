@@ -70,7 +70,10 @@ class Admission:
             )
         self._waiting += 1
         try:
-            await asyncio.wait_for(self._free.acquire(), self.queue_timeout_s)
+            # Not wait_for: on 3.11 it can swallow a cancellation that comes as the worker is
+            # granted, and a request whose client has gone would then run.
+            async with asyncio.timeout(self.queue_timeout_s):
+                await self._free.acquire()
         except TimeoutError:
             raise InferenceQueueTimeout(
                 f"no inference worker came free within the queue timeout of "

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from cvplatform.clock import to_iso, utc_now
 from cvplatform.inference.served import ServedModel, ServingInput
@@ -33,7 +34,7 @@ class LoadedModels:
         self.capacity = capacity
         self._open_model = open_model
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[_Entry]] = {}
+        self._loading: dict[str, asyncio.Future[_Entry]] = {}  # loads in progress
 
     def held(self) -> list[ServedModel]:
         """The models open now, most recently used last."""
@@ -84,24 +85,27 @@ class LoadedModels:
         if entry is not None:
             self._entries.move_to_end(model_id)
             return entry
-        pending = self._loading.get(model_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
-        self._loading[model_id] = future
-        try:
-            model = await asyncio.to_thread(self._open_model, record)
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: waiters get it, nobody else has to
-            raise
-        finally:
-            self._loading.pop(model_id, None)
+        loading = self._loading.get(model_id)
+        if loading is None:
+            # A task of its own: a requester that gives up (its client gone) neither stops the
+            # load nor fails the others waiting for it; the model loaded is held either way.
+            loading = asyncio.ensure_future(self._load(record, sha256))
+            self._loading[model_id] = loading
+            loading.add_done_callback(partial(self._loaded, model_id))
+        return await asyncio.shield(loading)
+
+    async def _load(self, record: ServingInput, sha256: str) -> _Entry:
+        model = await asyncio.to_thread(self._open_model, record)
         entry = _Entry(model, sha256)
-        self._entries[model_id] = entry
+        self._entries[record.model_id] = entry
         self._evict_beyond_capacity()
-        future.set_result(entry)
         return entry
+
+    def _loaded(self, model_id: str, loading: asyncio.Future[_Entry]) -> None:
+        if self._loading.get(model_id) is loading:
+            del self._loading[model_id]
+        if not loading.cancelled():
+            loading.exception()  # retrieved: its waiters get it; none may be left to
 
     def _evict_beyond_capacity(self) -> None:
         while len(self._entries) > self.capacity:

@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -122,10 +123,10 @@ class User:
             return model
 
 
-async def until(condition: object, timeout_s: float = GATE_TIMEOUT_S) -> None:
+async def until(condition: Callable[[], bool], timeout_s: float = GATE_TIMEOUT_S) -> None:
     """Wait (yielding to the loop) until ``condition()`` holds: loads run on threads."""
     deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "the condition never held"
         await asyncio.sleep(0.005)
 
@@ -283,11 +284,6 @@ async def cancel_the_loading_request(opener: Opener, models: LoadedModels) -> Us
     return waiter
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LoadedModels._entry puts the loading request's own CancelledError into the shared "
-    "load's future: a request that was not cancelled fails with CancelledError",
-)
 async def test_a_waiter_still_gets_the_model_when_the_loading_request_is_cancelled() -> None:
     opener = Opener()
     models = LoadedModels(2, opener)
@@ -297,11 +293,6 @@ async def test_a_waiter_still_gets_the_model_when_the_loading_request_is_cancell
     assert isinstance(outcome, ServedModel), outcome
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the model its thread opens after the loading request was cancelled is dropped: "
-    "neither held nor released",
-)
 async def test_the_model_opened_for_a_cancelled_load_is_held_or_released() -> None:
     opener = Opener()
     models = LoadedModels(2, opener)

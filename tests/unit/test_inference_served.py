@@ -114,7 +114,7 @@ def test_a_selection_that_cannot_run_here_falls_back_and_says_why(
 # check_servable -----------------------------------------------------------------------------------
 
 
-def test_no_model_is_not_found(toy: ModelFile) -> None:
+def test_no_model_is_not_found() -> None:
     with pytest.raises(NotFound, match="no model m-9"):
         check_servable(None, "m-9")
 
@@ -176,12 +176,6 @@ def test_an_engine_the_platform_does_not_know_is_named_in_the_reason(
     assert "mystery_engine is not an engine this platform knows" in served.engine_reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the pool's EngineContext has no calibration and OrtCpuInt8Engine.open refuses "
-    "without one before it looks in the INT8 cache the benchmark filled: an INT8 selection "
-    "is always served on FP32",
-)
 def test_an_int8_selection_is_served_from_the_benchmarks_int8_cache(
     toy: ModelFile, tmp_path: Path
 ) -> None:
@@ -215,7 +209,9 @@ def test_a_tensor_of_another_size_is_refused_before_it_runs(toy: ModelFile, tmp_
 
 
 def one_by_one(served: ServedModel, batch: np.ndarray) -> np.ndarray:
-    return np.concatenate([served.run(batch[index : index + 1], max_run=1)[0] for index in range(len(batch))])
+    return np.concatenate(
+        [served.run(batch[index : index + 1], max_run=1)[0] for index in range(len(batch))]
+    )
 
 
 @pytest.mark.parametrize("max_run", [2, 8])
@@ -295,7 +291,7 @@ def test_cancel_stops_a_run_in_progress_and_the_next_run_works(tmp_path: Path) -
     def run_in_a_thread() -> None:
         try:
             outcome.append(served.run(batch, max_run=16))
-        except BaseException as error:  # noqa: BLE001 - the test reads it
+        except BaseException as error:
             outcome.append(error)
 
     worker = threading.Thread(target=run_in_a_thread)
