@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         16, ge=1, le=1024, description="requests for one model run together (dynamic batching)"
     )
     inference_batch_wait_ms: float = Field(
-        5.0, ge=0, le=1000, description="how long a batch waits to fill before it runs"
+        0.0, ge=0, le=1000, description="how long an idle model waits for company before it runs"
     )
     inference_models_per_replica: int = Field(
         4, ge=1, le=64, description="models a replica keeps loaded (least recently used goes)"

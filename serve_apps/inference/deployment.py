@@ -3,8 +3,8 @@ prediction app (``app.py``) on Serve's HTTP port and load models by id on demand
 
 A thin Ray shell: the bounds, the model cache, the counting and the request handling are plain
 code built around one ``InferenceState`` per replica. What is Serve's here: the replicas, their
-restart, the proxy's own bound on waiting requests, and the dynamic batching (``serve.batch``,
-one queue per loaded model, so that a batch never mixes models).
+restart, and the proxy's own bound on waiting requests (the dynamic batching is
+``cvplatform.inference.batching``: see there why not ``serve.batch``).
 
 Bounds (see docs/architecture.md, "Predictions"): each of the ``CVP_INFERENCE_REPLICAS``
 replicas lets its share of ``CVP_INFERENCE_WORKERS`` requests infer at once and its share of
@@ -23,7 +23,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI
 from ray import serve
 
@@ -31,13 +30,12 @@ from cvplatform.clock import to_iso, utc_now
 from cvplatform.config import Settings
 from cvplatform.gpu import probe_gpu
 from cvplatform.inference.replica_state import publish, remove
-from cvplatform.inference.served import ServedModel, run_together
 from cvplatform.jsonlog import configure_logging
 from serve_apps.auth.tokens import load_or_create_secret
 from serve_apps.inference.app import create_inference_app
 from serve_apps.inference.metrics import PrometheusMetrics
 from serve_apps.inference.pool_view import InferencePoolView, warm_in_process
-from serve_apps.inference.state import Batched, InferenceState, replica_share
+from serve_apps.inference.state import InferenceState, replica_share
 from store.actor import StoreClient
 
 POOL_APP = "cvp-inference"
@@ -47,26 +45,6 @@ PUBLISH_INTERVAL_S = 1.0
 # that the proxy holds while it assigns a burst to replicas.
 REFUSAL_ROOM = 100
 log = logging.getLogger("cvp.inference")
-
-
-def serve_batching(model: ServedModel, state: InferenceState) -> Batched:
-    """``model``'s requests run together: up to CVP_INFERENCE_BATCH_SIZE requests, waiting at
-    most CVP_INFERENCE_BATCH_WAIT_MS for the batch to fill."""
-    settings = state.settings
-
-    @serve.batch(
-        max_batch_size=settings.inference_batch_size,
-        batch_wait_timeout_s=settings.inference_batch_wait_ms / 1000,
-    )
-    async def run(batches: list[np.ndarray]) -> list[tuple[list[np.ndarray], int]]:
-        loop = asyncio.get_running_loop()
-        outputs = await loop.run_in_executor(
-            state.runner, run_together, model, batches, settings.inference_max_batch
-        )
-        return [(own, len(batches)) for own in outputs]
-
-    batched: Batched = run
-    return batched
 
 
 @serve.deployment(name=POOL_DEPLOYMENT)
@@ -83,7 +61,6 @@ class InferencePool:
             gpu=probe_gpu(),
             replica=replica,
             metrics=PrometheusMetrics(replica),
-            batching=serve_batching,
             started_at=to_iso(utc_now()),
         )
 

@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -135,15 +134,10 @@ async def infer(
         InferenceFailed: the engine failed on this input.
     """
     settings = state.settings
-    batched = state.batched_run(model)
-    if batched is not None:
-        running = batched(batch)
-    else:
-        loop = asyncio.get_running_loop()
-        alone = partial(model.run, batch, settings.inference_max_batch)
-        running = _alone(loop.run_in_executor(state.runner, alone))
     try:
-        return await asyncio.wait_for(running, settings.inference_timeout_s)
+        return await asyncio.wait_for(
+            state.batcher(model).submit(batch), settings.inference_timeout_s
+        )
     except TimeoutError:
         model.cancel()
         raise InferenceTimeout(
@@ -157,10 +151,6 @@ async def infer(
         ) from None
     except EngineFailed as error:
         raise InferenceFailed(f"model {model.model_id} failed on this input: {error}") from None
-
-
-async def _alone(run: asyncio.Future[list[np.ndarray]]) -> tuple[list[np.ndarray], int]:
-    return await run, 1
 
 
 def answer_predictions(

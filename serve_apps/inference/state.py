@@ -7,8 +7,9 @@ over a temporary store, with no Ray.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,18 +23,21 @@ from cvplatform.config import Settings
 from cvplatform.engines import EngineContext
 from cvplatform.gpu import GpuReport
 from cvplatform.inference.admission import Admission
+from cvplatform.inference.batching import MicroBatcher
 from cvplatform.inference.loaded import LoadedModels
 from cvplatform.inference.replica_state import LoadedModel, ReplicaState
-from cvplatform.inference.served import ServedModel, ServingInput, open_served_model
+from cvplatform.inference.served import (
+    ServedModel,
+    ServingInput,
+    open_served_model,
+    run_together,
+)
 from cvplatform.inference.stats import InferenceStats
 from serve_apps.api.state import KEY_TOUCH_INTERVAL, StoreGateway
 from serve_apps.auth.credential_cache import CredentialCache, KeyUseThrottle
 from store.connections import ReaderPool
 from store.inference_inputs import serving_input
 from store.operations import AsyncStoreOperations
-
-# The images of several requests for one model, run together; answers each request's outputs.
-Batched = Callable[[np.ndarray], Awaitable[tuple[list[np.ndarray], int]]]
 
 
 class Counts(Protocol):
@@ -72,9 +76,6 @@ class InferenceState:
     gpu: GpuReport
     replica: str
     metrics: MetricsSink | None = None
-    # model -> its batched run; None runs each request alone (CVP_INFERENCE_BATCH_SIZE=1, or
-    # outside Serve, whose batching needs a replica).
-    batching: Callable[[ServedModel, InferenceState], Batched] | None = None
     started_at: str = ""
     # Built from the fields above.
     ops: AsyncStoreOperations = field(init=False)
@@ -85,7 +86,7 @@ class InferenceState:
     models: LoadedModels = field(init=False)
     stats: InferenceStats = field(init=False)
     runner: ThreadPoolExecutor = field(init=False)
-    batched: dict[str, tuple[ServedModel, Batched]] = field(init=False)
+    batchers: dict[str, tuple[ServedModel, MicroBatcher]] = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -106,7 +107,7 @@ class InferenceState:
                 max_workers=replica_share(settings.inference_workers, replicas),
                 thread_name_prefix="inference",
             ),
-            "batched": {},
+            "batchers": {},
             "started_at": self.started_at or to_iso(self.clock()),
         }
         for name, value in built.items():
@@ -131,14 +132,23 @@ class InferenceState:
         with self.readers.borrow() as db:
             return serving_input(db, self.settings.artifacts_dir, model_id)
 
-    def batched_run(self, model: ServedModel) -> Batched | None:
-        """The batched run of ``model`` (made on first use); None when batching is off."""
-        if self.batching is None or self.settings.inference_batch_size <= 1:
-            return None
-        made = self.batched.get(model.model_id)
-        if made is None or made[0] is not model:  # first use, or the model was opened again
-            made = (model, self.batching(model, self))
-            self.batched[model.model_id] = made
+    def batcher(self, model: ServedModel) -> MicroBatcher:
+        """The batching queue of ``model`` (made on first use, and again when it was reopened)."""
+        made = self.batchers.get(model.model_id)
+        if made is None or made[0] is not model:
+            settings = self.settings
+
+            async def run_many(tensors: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(
+                    self.runner, run_together, model, tensors, settings.inference_max_batch
+                )
+
+            batcher = MicroBatcher(
+                run_many, settings.inference_batch_size, settings.inference_batch_wait_ms / 1000
+            )
+            made = (model, batcher)
+            self.batchers[model.model_id] = made
         return made[1]
 
     def replica_state(self) -> ReplicaState:

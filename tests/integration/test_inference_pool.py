@@ -3,7 +3,7 @@ pool's bounds as Serve enforces them (a flood of a small pool answers 200s and 5
 the pool answers normally afterwards), Serve's dynamic batching, warming through a Serve handle
 from the management API, and the replica's published state.
 
-Serve runs for this module only, with a deliberately small pool (2 workers, a queue of 4).
+Serve runs for this module only, with a deliberately small pool (4 workers, a queue of 4).
 What does not need Serve (every bad input, the 504, credentials) is tested in-process in
 tests/api/test_predictions.py.
 """
@@ -25,7 +25,7 @@ from tests.helpers import free_port, unique, wait_for
 from tests.images_kit import encoded, two_colour_image
 from tests.integration.conftest import LivePlatform
 
-WORKERS, QUEUE_MAX = 2, 4
+WORKERS, QUEUE_MAX = 4, 4
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,6 @@ def serve_url(platform: LivePlatform) -> Iterator[str]:
             "inference_workers": WORKERS,
             "inference_queue_max": QUEUE_MAX,
             "inference_batch_size": 4,
-            "inference_batch_wait_ms": 20.0,
         }
     )
     deploy_inference_pool(pool_settings)
