@@ -72,8 +72,9 @@ def test_make_run_then_ctrl_c(machine: Machine) -> None:
         assert second.stderr.strip().count("\n") == 0, second.stderr
         assert f"port {machine.env['CVP_PORT']} (the management API)" in second.stderr
         assert "CVP_PORT" in second.stderr and "Traceback" not in second.stderr
-        serve_proxy = httpx.get(f"http://127.0.0.1:{machine.env['CVP_SERVE_PORT']}/", timeout=10)
-        assert serve_proxy.status_code in (404, 503)  # Serve's proxy, with no model deployed yet
+        # The inference pool answers on Serve's port, for a load balancer without credentials.
+        pool = httpx.get(f"http://127.0.0.1:{machine.env['CVP_SERVE_PORT']}/v1/health", timeout=10)
+        assert pool.status_code == 200 and pool.json()["pool"]["workers"] == 10, pool.text
         dashboard = httpx.get(
             f"http://127.0.0.1:{machine.env['CVP_DASHBOARD_PORT']}/api/version", timeout=10
         )
