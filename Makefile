@@ -27,14 +27,18 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports --no-logo
 
-# The in-process tests (unit, api, reports) run on every core; the ones with a live Ray or a whole platform
-# (integration, e2e) after them, in one process, so that they share one Ray session. The second
-# run adds its coverage to the first's and reports the total.
+# The in-process tests (unit, api, reports) run on every core; the ones with a live Ray
+# (integration) after them, in one process, so that they share one Ray session; that run adds its
+# coverage to the first's and reports the total. Last, the whole platforms of tests/e2e, started
+# as a user starts them, without coverage: measuring every process of two platforms costs a
+# minute or more and adds little (the CLI's own lines are covered in-process). Both live runs
+# print their slowest tests, where the suite's time goes.
 pytest: $(STAMP)
 	rm -f .coverage .coverage.*
 	$(BIN)/pytest tests/unit tests/api tests/reports -n auto --cov --cov-report=
-	$(BIN)/pytest tests/integration tests/e2e --cov --cov-append \
+	$(BIN)/pytest tests/integration --cov --cov-append --durations=10 \
 		--cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_MIN)
+	$(BIN)/pytest tests/e2e --durations=5
 
 install: $(STAMP)
 

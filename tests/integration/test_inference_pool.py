@@ -4,13 +4,15 @@ the pool answers normally afterwards), Serve's dynamic batching, warming through
 from the management API, and the replica's published state.
 
 Serve runs for this module only, with a deliberately small pool (4 workers, a queue of 4).
-What does not need Serve (every bad input, the 504, credentials) is tested in-process in
+Also the management API's readiness with Serve up (so that the suite starts Serve once). What
+does not need Serve (every bad input, the 504, credentials) is tested in-process in
 tests/api/test_predictions.py.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 
@@ -19,6 +21,7 @@ import pytest
 from ray import serve
 
 from cvplatform.client import Client
+from cvplatform.gpu import probe_gpu
 from serve_apps.inference.deployment import deploy_inference_pool
 from tests import models_kit
 from tests.helpers import free_port, unique, wait_for
@@ -133,3 +136,40 @@ def test_a_flood_gets_only_200s_and_503s_then_the_pool_answers(
     assert _predict(serve_url, model_id, viewer_key).status_code == 200
     health = httpx.get(f"{serve_url}/v1/health", timeout=10).json()
     assert health["pool"]["workers"] == WORKERS and health["pool"]["queue_max"] == QUEUE_MAX
+
+
+# --- the management API's readiness, with Serve and the pool up ------------------------------
+
+
+def _readiness(platform: LivePlatform) -> httpx.Response:
+    return httpx.get(f"{platform.url}/api/v1/health/ready", timeout=30)
+
+
+def test_ready_when_everything_is_up(platform: LivePlatform, serve_url: str) -> None:
+    def ready() -> dict[str, dict[str, object]]:
+        answer = _readiness(platform)
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    body = wait_for(ready, timeout_s=60)
+    assert body["status"] == "ready"
+    assert "gpu_slot 2" in str(body["ray"]["detail"])
+    assert body["gpu"]["detail"] == probe_gpu().detail
+
+    # Serve's proxy routes its port to the inference pool.
+    routes = httpx.get(f"{serve_url}/-/routes", timeout=10)
+    assert routes.status_code == 200 and routes.json() == {"/": "cvp-inference"}, routes.text
+
+
+def test_not_ready_when_the_store_cannot_write(platform: LivePlatform, serve_url: str) -> None:
+    blocker = sqlite3.connect(platform.settings.db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        answer = _readiness(platform)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert answer.status_code == 503
+    assert answer.json()["store"]["ok"] is False
+    assert "busy" in answer.json()["store"]["detail"]
+    assert wait_for(lambda: _readiness(platform).raise_for_status()).status_code == 200
