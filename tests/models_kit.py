@@ -26,9 +26,13 @@ def tiny_classifier(classes: int = 4) -> object:
 
 
 def onnx_classifier(path: Path, classes: int = 4, size: int = 32) -> Path:
+    return _export_classifier(tiny_classifier(classes), path, size)
+
+
+def _export_classifier(model: object, path: Path, size: int) -> Path:
+    """An image classifier as ONNX: input ``input`` (N, 3, size, size), output ``logits``."""
     import torch
 
-    model = tiny_classifier(classes)
     torch.onnx.export(
         model,
         (torch.zeros(1, 3, size, size),),
@@ -359,14 +363,4 @@ def onnx_slow_classifier(path: Path, classes: int = 4, size: int = 160) -> Path:
         nn.Flatten(),
         nn.Linear(64, classes),
     ).eval()
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 3, size, size),),
-        str(path),
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    return path
+    return _export_classifier(model, path, size)

@@ -75,6 +75,17 @@ class AuthContext(Protocol):
     def ops(self) -> AsyncStoreOperations: ...
 
 
+def auth_context_parts(settings: Settings, store: StoreGateway, clock: Clock) -> dict[str, Any]:
+    """An ``AuthContext``'s parts, made once per process that checks credentials (the API
+    server, each inference replica): ``ops``, ``readers``, ``credentials``, ``key_use``."""
+    return {
+        "ops": AsyncStoreOperations(store, settings.store_call_timeout_s),
+        "readers": ReaderPool(settings.db_path),
+        "credentials": CredentialCache(timedelta(seconds=settings.auth_cache_s), clock),
+        "key_use": KeyUseThrottle(KEY_TOUCH_INTERVAL, clock),
+    }
+
+
 @dataclass(frozen=True)
 class PlatformState:
     settings: Settings
@@ -94,12 +105,8 @@ class PlatformState:
     audit: AuditTrail = field(init=False)
 
     def __post_init__(self) -> None:
-        ttl = timedelta(seconds=self.settings.auth_cache_s)
-        ops = AsyncStoreOperations(self.store, self.settings.store_call_timeout_s)
-        object.__setattr__(self, "ops", ops)
-        object.__setattr__(self, "readers", ReaderPool(self.settings.db_path))
-        object.__setattr__(self, "credentials", CredentialCache(ttl, self.clock))
-        object.__setattr__(self, "key_use", KeyUseThrottle(KEY_TOUCH_INTERVAL, self.clock))
+        for name, part in auth_context_parts(self.settings, self.store, self.clock).items():
+            object.__setattr__(self, name, part)
         throttle = LoginThrottle.from_settings(self.settings, self.clock)
         object.__setattr__(self, "login_throttle", throttle)
         uploads = ResumableUploads(

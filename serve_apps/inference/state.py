@@ -12,7 +12,6 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +32,7 @@ from cvplatform.inference.served import (
     run_together,
 )
 from cvplatform.inference.stats import InferenceStats
-from serve_apps.api.state import KEY_TOUCH_INTERVAL, StoreGateway
+from serve_apps.api.state import StoreGateway, auth_context_parts
 from serve_apps.auth.credential_cache import CredentialCache, KeyUseThrottle
 from store.connections import ReaderPool
 from store.inference_inputs import serving_input
@@ -92,10 +91,7 @@ class InferenceState:
         settings = self.settings
         replicas = settings.inference_replicas
         built: Mapping[str, Any] = {
-            "ops": AsyncStoreOperations(self.store, settings.store_call_timeout_s),
-            "readers": ReaderPool(settings.db_path),
-            "credentials": CredentialCache(timedelta(seconds=settings.auth_cache_s), self.clock),
-            "key_use": KeyUseThrottle(KEY_TOUCH_INTERVAL, self.clock),
+            **auth_context_parts(settings, self.store, self.clock),
             "admission": Admission(
                 replica_share(settings.inference_workers, replicas),
                 replica_share(settings.inference_queue_max, replicas),
