@@ -160,6 +160,9 @@ def worker_environment(parent: Mapping[str, str], workdir: Path) -> dict[str, st
         "CUDA_VISIBLE_DEVICES": "",  # conversions run on the CPU
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
+        # getpass.getuser() reads these before the password database, which the rules hide.
+        "USER": "cvp-sandbox",
+        "LOGNAME": "cvp-sandbox",
     }
 
 

@@ -27,8 +27,10 @@ def test_two_jobs_share_one_gpu(platform: LivePlatform, admin: Client, tmp_path:
         unique("gpu"),
         "classification",
     )
-    assert admin.wait_for_model(model.id).status == "ready"
-    assert admin.wait_for_dataset(dataset.id).status == "ready"
+    converted = admin.wait_for_model(model.id)
+    assert converted.status == "ready", converted.status_reason
+    validated = admin.wait_for_dataset(dataset.id)
+    assert validated.status == "ready", validated.status_reason
     jobs = [
         admin.start_training(model.id, dataset.id, image_size=[64, 64], batch_size=16, max_epochs=3)
         for _ in range(2)

@@ -4,6 +4,7 @@ the reasons it gives, the Landlock masks, and the architectures a state dict may
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,6 +70,23 @@ def test_the_worker_gets_no_secrets_in_its_environment(tmp_path: Path) -> None:
     for name in ("HOME", "TMPDIR", "XDG_CACHE_HOME", "YOLO_CONFIG_DIR"):
         assert Path(env[name]).is_relative_to(tmp_path / "w"), name
     assert env["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_the_worker_names_its_user_without_the_password_database(tmp_path: Path) -> None:
+    # The rules hide /etc/passwd, and torch's caches ask getpass.getuser() (seen on a GPU host:
+    # "KeyError: 'getpwuid(): uid not found: 0'" crashed every conversion there).
+    env = sandbox.worker_environment({"PATH": "/usr/bin:/bin"}, tmp_path / "w")
+    hidden_database = (
+        "import getpass, pwd\n"
+        "def refuse(uid):\n"
+        "    raise KeyError(f'getpwuid(): uid not found: {uid}')\n"
+        "pwd.getpwuid = refuse\n"
+        "print(getpass.getuser())\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", hidden_database], env=env, capture_output=True, text=True, check=True
+    )
+    assert answer.stdout.strip() == "cvp-sandbox"
 
 
 def test_the_request_goes_through_json_unchanged(tmp_path: Path) -> None:
