@@ -18,6 +18,7 @@ import httpx
 
 from cvplatform.client_benchmarks import BenchmarkCalls
 from cvplatform.client_inference import InferenceCalls
+from cvplatform.client_optimizations import OptimizationCalls
 from cvplatform.client_resources import ResourceCalls
 from cvplatform.client_uploads import UploadOptions
 from cvplatform.errors import ERRORS_BY_CODE, CvpError
@@ -53,7 +54,7 @@ def error_from_response(response: httpx.Response) -> CvpError:
     return error
 
 
-class Client(ResourceCalls, BenchmarkCalls, InferenceCalls):
+class Client(ResourceCalls, BenchmarkCalls, InferenceCalls, OptimizationCalls):
     """A session with the management API.
 
     Args:

@@ -293,6 +293,15 @@ class PortInUse(Conflict):
     code = "port_in_use"
 
 
+# --- GA search ------------------------------------------------------------------------------
+
+
+class GeneBoundsError(InvalidInput):
+    """A GA request's gene bounds are not a narrowing of the default search space."""
+
+    code = "invalid_gene_bounds"
+
+
 def _all_subclasses(cls: type[CvpError]) -> list[type[CvpError]]:
     return [cls, *(sub for child in cls.__subclasses__() for sub in _all_subclasses(child))]
 

@@ -43,7 +43,7 @@ class JobWrites(WriterBase):
             if waiting < max_queued:
                 db.execute(
                     "INSERT INTO jobs (id, kind, name, status, owner_id, model_id, dataset_id,"
-                    " request, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                    " request, created_at, parent_id) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
                     [
                         job["id"],
                         job["kind"],
@@ -53,6 +53,7 @@ class JobWrites(WriterBase):
                         job.get("dataset_id"),
                         encode_json(job["request"]),
                         self._now(),
+                        job.get("parent_id"),
                     ],
                 )
         if waiting >= max_queued:

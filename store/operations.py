@@ -199,5 +199,8 @@ class StoreOperations:
     record_benchmark_result = _Sync(StoreWriter.record_benchmark_result)
     create_report = _Sync(StoreWriter.create_report)
     finish_job = _Sync(StoreWriter.finish_job)
+    # a GA search queues its trials' trainings, and cancels them with it
+    enqueue_job = _Sync(StoreWriter.enqueue_job)
+    request_cancel = _Sync(StoreWriter.request_cancel)
     fail_interrupted_jobs = _Sync(StoreWriter.fail_interrupted_jobs)
     raise_alert = _Sync(StoreWriter.raise_alert)

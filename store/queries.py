@@ -258,7 +258,7 @@ def job_by_id(db: sqlite_utils.Database, job_id: str) -> JobRecord | None:
     return None if row is None else JobRecord.from_row(row)
 
 
-JOB_FILTERS = ("kind", "status", "model_id", "dataset_id")
+JOB_FILTERS = ("kind", "status", "model_id", "dataset_id", "parent_id")
 
 
 def list_jobs(

@@ -204,6 +204,7 @@ class JobRecord:
     created_at: str
     started_at: str | None
     finished_at: str | None
+    parent_id: str | None = None  # a GA trial's search
 
     @classmethod
     def from_row(cls, row: Row) -> JobRecord:

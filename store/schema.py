@@ -239,6 +239,12 @@ CREATE INDEX reports_model ON reports(model_id, created_at);
 CREATE INDEX reports_created_at ON reports(created_at);
 """
 
+_V8_TRIALS = """
+-- A GA search's trials are trainings queued like any other; each names the search that made it.
+ALTER TABLE jobs ADD COLUMN parent_id TEXT REFERENCES jobs(id) ON DELETE CASCADE;
+CREATE INDEX jobs_parent ON jobs(parent_id);
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "accounts, audit log, artifacts", _V1_ACCOUNTS),
     Migration(2, "models", _V2_MODELS),
@@ -247,6 +253,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(5, "API key expiry, audit counts and addresses", _V5_SECURITY),
     Migration(6, "benchmark results", _V6_BENCHMARKS),
     Migration(7, "reports", _V7_REPORTS),
+    Migration(8, "GA trials name their search", _V8_TRIALS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

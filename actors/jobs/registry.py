@@ -144,6 +144,15 @@ KINDS: dict[str, JobKind] = {
             fresh_process=True,  # GPU memory and threads start clean for every job
         ),
         JobKind(
+            "ga_search",
+            run="tune_space.driver:run_optimization",
+            record_end="actors.jobs.registry:end_tracked_job",
+            label="the GA search",
+            # Its driver holds no slot (its trials, trainings queued like any other, hold one each)
+            # and only waits on them: no CPU reserved either.
+            fresh_process=True,
+        ),
+        JobKind(
             "benchmark",
             run="actors.benchmarks.job:run_benchmark",
             record_end="actors.benchmarks.job:end_benchmark",

@@ -40,6 +40,7 @@ from actors.training.common import TrainingFailed, pick_device
 from actors.training.detection import DetectionData, train_detector
 from cvplatform.config import Settings
 from cvplatform.schemas import Hyperparameters, TrainingRequest
+from cvplatform.schemas.optimizations import TrialRequest
 from store import queries
 from store.records import DatasetRecord, ModelRecord
 
@@ -216,14 +217,23 @@ def register_trained_model(
     return model_id
 
 
+def training_request(raw: Mapping[str, Any]) -> TrainingRequest:
+    """A training's request, or a GA trial's (a training that registers no model)."""
+    if "trial_index" in raw:
+        return TrialRequest.model_validate(raw)
+    return TrainingRequest.model_validate(raw)
+
+
 def run_training(job: Job, reporter: JobReporter) -> Outcome:
-    """Train to the end (or to a cancellation); returns the figures and the trained model."""
+    """Train to the end (or to a cancellation); returns the figures and the trained model (a GA
+    trial's: its fitness, the best validation accuracy or mAP50, and no model)."""
     settings = reporter.settings
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.gpu_slots))
     device = pick_device(settings.gpu_memory_limit_mb)
     reporter.ops.set_job_device(job_id=job.subject_id, device=device.name)
     started = time.perf_counter()
-    request = TrainingRequest.model_validate(job.request)
+    request = training_request(job.request)
+    trial = isinstance(request, TrialRequest)
     hp = request.hyperparameters
     model = reporter.read(queries.model_by_id, request.model_id, "model")
     dataset = reporter.read(queries.dataset_by_id, request.dataset_id, "dataset")
@@ -244,7 +254,11 @@ def run_training(job: Job, reporter: JobReporter) -> Outcome:
         module = _trainable(settings, model, dataset, hp)
         reporter.phase("training", image_size=list(size))
         outcome = _train(settings, module, output, dataset, hp, device, reporter)
-        trained_id = register_trained_model(reporter, model, dataset, module, outcome, size)
+        trained_id = (
+            None
+            if trial
+            else register_trained_model(reporter, model, dataset, module, outcome, size)
+        )
     except torch.OutOfMemoryError:
         return Outcome.failed(
             f"out of GPU memory (limit {settings.gpu_memory_limit_mb} MB): "
@@ -261,6 +275,9 @@ def run_training(job: Job, reporter: JobReporter) -> Outcome:
         ),
         "epochs": outcome.epochs,
     }
+    if trial:
+        validated = outcome.best_state is not None
+        result["fitness"] = outcome.best_val_accuracy if validated else None
     if device.name.startswith("cuda"):
         result["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return Outcome("completed", result=result)

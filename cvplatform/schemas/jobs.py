@@ -111,6 +111,7 @@ class JobOut(WireModel):
     created_at: str
     started_at: str | None
     finished_at: str | None
+    parent_id: str | None = Field(None, description="a GA trial's search (its job id)")
 
 
 JobPage = Page[JobOut]

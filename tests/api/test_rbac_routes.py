@@ -72,6 +72,12 @@ EXPECTED_ACTIONS: dict[tuple[str, str], Action] = {
     ("GET", "/api/v1/jobs/{job_id}"): Action.RESOURCES_READ,
     ("GET", "/api/v1/jobs/{job_id}/events"): Action.RESOURCES_READ,
     ("POST", "/api/v1/jobs/{job_id}/cancel"): Action.JOBS_CANCEL,
+    # GA searches: admins start them; engineers read them and train the best configuration
+    ("POST", "/api/v1/optimizations"): Action.GA_RUN,
+    ("GET", "/api/v1/optimizations"): Action.RESOURCES_READ,
+    ("GET", "/api/v1/optimizations/{optimization_id}"): Action.RESOURCES_READ,
+    ("GET", "/api/v1/optimizations/{optimization_id}/export"): Action.RESOURCES_READ,
+    ("POST", "/api/v1/optimizations/{optimization_id}/train-best"): Action.JOBS_START,
     # benchmarks: engineers start and read them; they follow and cancel as jobs
     ("POST", "/api/v1/benchmarks"): Action.JOBS_START,
     ("GET", "/api/v1/benchmarks"): Action.RESOURCES_READ,

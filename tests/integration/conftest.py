@@ -90,3 +90,34 @@ def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def admin(platform: LivePlatform) -> Iterator[Client]:
     with platform.admin() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def trainable(platform: LivePlatform, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A small trainable model (MobileNetV3-small at 32x32, 5 classes) and a tiny 3-class
+    dataset, converted and validated once for every module that trains."""
+    import torch
+    from torchvision import models
+
+    from tests import datasets_kit
+
+    folder = tmp_path_factory.mktemp("trainable")
+    torch.manual_seed(0)
+    weights = folder / "mnv3.pth"
+    torch.save(models.mobilenet_v3_small(weights=None, num_classes=5).state_dict(), weights)
+    with platform.admin() as admin:
+        model = admin.upload_model(
+            weights,
+            unique("mnv3"),
+            "classification",
+            architecture="mobilenet_v3_small",
+            input_shape=[3, 32, 32],
+        )
+        dataset = admin.upload_dataset(
+            datasets_kit.class_folders(folder / "tiny.zip", classes=3, per_class=10),
+            unique("tiny"),
+            "classification",
+        )
+        assert admin.wait_for_model(model.id, timeout_s=240).status == "ready"
+        assert admin.wait_for_dataset(dataset.id).status == "ready"
+    return {"model": model.id, "dataset": dataset.id}

@@ -14,7 +14,7 @@ import pytest
 
 from cvplatform.client import Client
 from cvplatform.errors import Conflict, InvalidInput, QueueFull
-from tests import datasets_kit, models_kit
+from tests import models_kit
 from tests.helpers import unique, wait_for
 from tests.integration.conftest import GPU_QUEUE_MAX, LivePlatform
 
@@ -39,16 +39,11 @@ def _small_state_dict(path: Path, architecture: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def kit(engineer: Client, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A small trainable model, a tiny dataset, and a few things to refuse."""
+def kit(
+    engineer: Client, trainable: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The shared trainable model and tiny dataset, and a few things to refuse."""
     folder = tmp_path_factory.mktemp("jobs")
-    model = engineer.upload_model(
-        _small_state_dict(folder / "mnv3.pth", "mobilenet_v3_small"),
-        unique("mnv3"),
-        "classification",
-        architecture="mobilenet_v3_small",
-        input_shape=[3, 32, 32],
-    )
     no_head = engineer.upload_model(
         _small_state_dict(folder / "squeeze.pth", "squeezenet1_1"),
         unique("squeeze"),
@@ -66,22 +61,16 @@ def kit(engineer: Client, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     detector = engineer.upload_model(
         models_kit.onnx_detector(folder / "d.onnx"), unique("det"), "detection"
     )
-    dataset = engineer.upload_dataset(
-        datasets_kit.class_folders(folder / "tiny.zip", classes=3, per_class=10),
-        unique("tiny"),
-        "classification",
-    )
-    for model_id in (model.id, no_head.id, onnx.id, detector.id):
+    for model_id in (no_head.id, onnx.id, detector.id):
         assert engineer.wait_for_model(model_id, timeout_s=240).status == "ready"
     assert engineer.wait_for_model(broken.id).status == "invalid"
-    assert engineer.wait_for_dataset(dataset.id).status == "ready"
     return {
-        "model": model.id,
+        "model": trainable["model"],
         "no_head": no_head.id,
         "onnx": onnx.id,
         "detector": detector.id,
         "broken": broken.id,
-        "dataset": dataset.id,
+        "dataset": trainable["dataset"],
     }
 
 

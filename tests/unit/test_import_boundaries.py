@@ -97,6 +97,11 @@ PURE_MODULES = [
     "actors.training.metrics",
     "cvplatform.archives",
     "tune_space",
+    "tune_space.space",
+    "tune_space.genetic",  # the GA itself: only its Tune adapter and driver import Ray
+    "tune_space.results",  # the API builds a search's page with it
+    "tune_space.trials",
+    "cvplatform.client_optimizations",
     "tui",
 ]
 

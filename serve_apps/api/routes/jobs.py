@@ -118,10 +118,17 @@ async def list_jobs(
     kind: str | None = None,
     model_id: str | None = None,
     dataset_id: str | None = None,
+    parent_id: str | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> JobPage:
-    filters = {"status": status, "kind": kind, "model_id": model_id, "dataset_id": dataset_id}
+    filters = {
+        "status": status,
+        "kind": kind,
+        "model_id": model_id,
+        "dataset_id": dataset_id,
+        "parent_id": parent_id,
+    }
     page = queries.list_jobs(db, {k: v for k, v in filters.items() if v}, limit, offset)
     items = [job_out(job) for job in page.items]
     return JobPage(items=items, total=page.total, limit=limit, offset=offset)
