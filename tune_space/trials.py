@@ -58,6 +58,7 @@ def trial_request(search: Search, genes: Mapping[str, Any], index: int) -> Trial
             "max_epochs": base.epochs_per_trial,
             "image_size": base.image_size,
             "seed": base.seed,
+            "augmentation": base.augmentation,
         }
     )
     return TrialRequest(

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from cvplatform.schemas.base import Page, WireModel
-from cvplatform.schemas.jobs import JobStatus, Optimizer, TrainingRequest
+from cvplatform.schemas.jobs import AugmentationConfig, JobStatus, Optimizer, TrainingRequest
 
 
 class NumericBounds(WireModel):
@@ -42,6 +42,9 @@ class OptimizationRequest(WireModel):
         None, description="height, width; default as for a training"
     )
     gene_bounds: GeneBounds = GeneBounds()
+    augmentation: AugmentationConfig = Field(
+        AugmentationConfig(), description="for every trial and for train-best, as for a training"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> OptimizationRequest:

@@ -145,6 +145,7 @@ async def train_best(
                 "max_epochs": (body or TrainBest()).max_epochs,
                 "image_size": search.image_size,
                 "seed": search.seed,
+                "augmentation": search.augmentation,
             }
         ),
     )
