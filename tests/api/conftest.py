@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import datasets_kit
+from tests.api.optimizations_kit import make_ready
 from tests.api_harness import Caller, InProcessApi, in_process_api
+from tests.helpers import unique
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +45,30 @@ async def engineer(api: InProcessApi) -> Caller:
 @pytest.fixture
 async def viewer(api: InProcessApi) -> Caller:
     return await api.new_user("viewer")
+
+
+# GA searches (tests/api/test_optimization_*.py): a model and a dataset to search on.
+
+
+@pytest.fixture
+async def search_uploads(api: InProcessApi, admin: Caller, tmp_path: Path) -> dict[str, str]:
+    """A model and a dataset as uploaded (their conversion and validation never run here)."""
+    model = await api.upload_model(
+        admin.headers,
+        b"weights, never read here",
+        "mnv3.pth",
+        unique("mnv3"),
+        "classification",
+        architecture="mobilenet_v3_small",
+    )
+    archive = datasets_kit.class_folders(tmp_path / "tiny.zip", classes=3, per_class=2)
+    dataset = await api.upload_dataset(
+        admin.headers, archive, "tiny.zip", unique("tiny"), "classification"
+    )
+    return {"model_id": model.json()["id"], "dataset_id": dataset.json()["id"]}
+
+
+@pytest.fixture
+async def search_ready(api: InProcessApi, search_uploads: dict[str, str]) -> dict[str, str]:
+    make_ready(api.store, search_uploads["model_id"], search_uploads["dataset_id"])
+    return search_uploads
