@@ -54,6 +54,8 @@ def start_platform(scratch: Path, preset: str) -> Platform:
         "CVP_PORT": str(api_port),
         "CVP_SERVE_PORT": str(serve_port),
         "CVP_DASHBOARD_PORT": str(free_port()),
+        "CVP_HAPROXY_STATS_PORT": str(free_port()),
+        "CVP_HAPROXY_METRICS_PORT": str(free_port()),
         "CVP_PRESETS": preset,
         "CVP_SAMPLES": "",
         "CVP_ADMIN_PASSWORD": ADMIN_PASSWORD,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from cvplatform.config import Settings
 from cvplatform.errors import InvalidInput, PlatformRunning
 from cvplatform.jsonlog import configure_logging
 from cvplatform.ports import check_ports_free
+from cvplatform.serve_ingress import haproxy_dir, serve_environment
 from serve_apps.api.server import start_api_actor
 from serve_apps.auth.passwords import hash_password
 from serve_apps.inference.deployment import deploy_inference_pool
@@ -126,6 +128,7 @@ def start_platform(settings: Settings) -> RunningPlatform:
     if DataDirLock(settings.data_dir).is_held_elsewhere():
         raise PlatformRunning(f"a platform is already running on {settings.data_dir}")
     check_ports_free(settings)
+    os.environ.update(serve_environment(settings, os.cpu_count() or 1))
     store_secret = init_ray_with_store_secret(**ray_init_arguments(settings))
     _check_ray_token_auth()
     ray_address = ray.get_runtime_context().gcs_address
@@ -202,6 +205,7 @@ def stop_platform(running: RunningPlatform) -> None:
         except Exception as error:
             log.warning("while stopping %s: %s", step, error)
     ray.shutdown()
+    shutil.rmtree(haproxy_dir(running.settings), ignore_errors=True)
     # The pid file last: `cvp down` takes its disappearance for "stopped".
     run_files = (ray_address_file, store_secret_file, pid_file)
     for run_file in (describe(running.settings) for describe in run_files):

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cvplatform.schemas import check_password_length
 
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+ServeIngress = Literal["haproxy", "proxy"]
 
 MIB = 1024 * 1024
 
@@ -46,6 +47,17 @@ class Settings(BaseSettings):
     inference_queue_max: int = Field(1000, ge=1, description="queued inference requests")
     queue_timeout_s: float = Field(30.0, gt=0)
     inference_timeout_s: float = Field(30.0, gt=0)
+    serve_ingress: ServeIngress = Field(
+        "haproxy",
+        description="what answers on CVP_SERVE_PORT: haproxy (Ray Serve's high-throughput "
+        "mode) or proxy (Serve's Python proxy; used whenever TLS is on)",
+    )
+    haproxy_stats_port: int = Field(
+        8404, ge=1, le=65535, description="HAProxy's read-only stats page (haproxy ingress)"
+    )
+    haproxy_metrics_port: int = Field(
+        9101, ge=1, le=65535, description="HAProxy's Prometheus exporter (haproxy ingress)"
+    )
     inference_replicas: int = Field(
         1,
         ge=1,

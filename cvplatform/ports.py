@@ -4,6 +4,9 @@ A second platform on the same machine (or any program on 8080, 8000 or 8265) wou
 Ray or uvicorn die halfway through the start with a traceback. Ray's other ports (its GCS, the
 raylet, the workers) are picked free at random by Ray itself; its dashboard agent's fixed port
 (52365) is shared tolerantly between Ray instances on one machine, so neither is checked here.
+With the HAProxy ingress (:mod:`cvplatform.serve_ingress`) its stats and metrics ports are
+checked too; the replicas' own HTTP ports are picked by Serve (from 30000, the next one when
+taken).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 from cvplatform.config import Settings
 from cvplatform.errors import PortInUse
+from cvplatform.serve_ingress import effective_ingress
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class NeededPort:
 
 
 def needed_ports(settings: Settings) -> list[NeededPort]:
-    return [
+    needed = [
         NeededPort(settings.port, "the management API", "CVP_PORT", settings.host),
         NeededPort(settings.serve_port, "Ray Serve (predictions)", "CVP_SERVE_PORT", settings.host),
         NeededPort(
@@ -36,6 +40,23 @@ def needed_ports(settings: Settings) -> list[NeededPort]:
             settings.dashboard_host,
         ),
     ]
+    if effective_ingress(settings) == "haproxy":
+        # Serve's HAProxy configuration binds these on every interface.
+        needed += [
+            NeededPort(
+                settings.haproxy_stats_port,
+                "HAProxy's stats page",
+                "CVP_HAPROXY_STATS_PORT",
+                "0.0.0.0",  # noqa: S104
+            ),
+            NeededPort(
+                settings.haproxy_metrics_port,
+                "HAProxy's metrics",
+                "CVP_HAPROXY_METRICS_PORT",
+                "0.0.0.0",  # noqa: S104
+            ),
+        ]
+    return needed
 
 
 def is_free(host: str, port: int) -> bool:

@@ -34,13 +34,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
-    """One Ray instance for every test that needs one (the platform's namespace, 2 GPU slots)."""
+def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One Ray instance for every test that needs one (the platform's namespace, 2 GPU slots),
+    its Serve in the platform's default ingress (HAProxy) on ports of its own."""
     import ray
 
     from cvplatform import RAY_NAMESPACE
+    from cvplatform.config import Settings
+    from cvplatform.serve_ingress import serve_environment
     from store.actor import STORE_SECRET_ENV, init_ray_with_store_secret
+    from tests.helpers import free_port
 
+    ingress = Settings(
+        data_dir=tmp_path_factory.mktemp("ray-session"),
+        haproxy_stats_port=free_port(),
+        haproxy_metrics_port=free_port(),
+    )
+    os.environ.update(serve_environment(ingress, cpu_count=2))
     # As `cvp up` starts it: this session's workers, and this process, hold the store secret.
     init_ray_with_store_secret(
         namespace=RAY_NAMESPACE,

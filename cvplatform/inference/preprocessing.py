@@ -135,7 +135,9 @@ def _resized(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     if image.width <= 0 or image.height <= 0:
         raise InvalidInput(f"an image of size {image.width}x{image.height} has no pixels")
-    return np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR))
+    # convert() copies an image that is already RGB: most are, and the copy showed in profiles.
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return np.asarray(rgb.resize((width, height), Image.Resampling.BILINEAR))
 
 
 def _fixed_size(input_dims: Sequence[int | str]) -> tuple[int, int] | None:

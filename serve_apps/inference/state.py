@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from cvplatform.gpu import GpuReport
 from cvplatform.inference.admission import Admission
 from cvplatform.inference.batching import MicroBatcher
 from cvplatform.inference.loaded import LoadedModels
+from cvplatform.inference.recent import RecentServingInputs
 from cvplatform.inference.replica_state import LoadedModel, ReplicaState
 from cvplatform.inference.served import (
     ServedModel,
@@ -86,6 +88,7 @@ class InferenceState:
     stats: InferenceStats = field(init=False)
     runner: ThreadPoolExecutor = field(init=False)
     batchers: dict[str, tuple[ServedModel, MicroBatcher]] = field(init=False)
+    recent: RecentServingInputs = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -104,6 +107,7 @@ class InferenceState:
                 thread_name_prefix="inference",
             ),
             "batchers": {},
+            "recent": RecentServingInputs(timedelta(seconds=settings.auth_cache_s), self.clock),
             "started_at": self.started_at or to_iso(self.clock()),
         }
         for name, value in built.items():
@@ -125,6 +129,10 @@ class InferenceState:
         return open_served_model(record, self.engine_context(), self.settings.inference_max_batch)
 
     def read_model(self, model_id: str) -> ServingInput | None:
+        """The model's serving record: a ready one as read within ``CVP_AUTH_CACHE_S``."""
+        return self.recent.read(model_id, self._read_store)
+
+    def _read_store(self, model_id: str) -> ServingInput | None:
         with self.readers.borrow() as db:
             return serving_input(db, self.settings.artifacts_dir, model_id)
 

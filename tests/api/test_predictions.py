@@ -264,6 +264,8 @@ async def test_a_model_deleted_while_served_is_404_and_let_go(
     assert first.status_code == 200 and pool.state.models.holds(model_id)
     deleted = await api.http.delete(f"/api/v1/models/{model_id}", headers=admin.headers)
     assert deleted.status_code in (200, 202, 204), deleted.text
+    # The pool reuses a ready model's record for CVP_AUTH_CACHE_S: past it, the model is gone.
+    api.clock.advance(api.settings.auth_cache_s + 1)
     after = await pool.http.post(
         predict_path(model_id), headers=viewer_key, files={"files": ("a.png", png())}
     )

@@ -56,6 +56,8 @@ def machine(tmp_path: Path) -> Machine:
         CVP_PORT=str(free_port()),
         CVP_SERVE_PORT=str(free_port()),
         CVP_DASHBOARD_PORT=str(free_port()),
+        CVP_HAPROXY_STATS_PORT=str(free_port()),
+        CVP_HAPROXY_METRICS_PORT=str(free_port()),
         CVP_BCRYPT_ROUNDS="4",
         PYTHONUNBUFFERED="1",
     )

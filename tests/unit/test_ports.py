@@ -31,6 +31,23 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.fixture(autouse=True)
+def _haproxy_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HAProxy's ports free for every test here (its defaults may be a running platform's)."""
+    monkeypatch.setenv("CVP_HAPROXY_STATS_PORT", str(_free_port()))
+    monkeypatch.setenv("CVP_HAPROXY_METRICS_PORT", str(_free_port()))
+
+
+def test_haproxy_ports_are_checked_only_where_haproxy_answers(listening: int) -> None:
+    ports = {"port": _free_port(), "serve_port": _free_port(), "dashboard_port": _free_port()}
+    settings = Settings(haproxy_stats_port=listening, **ports)
+    with pytest.raises(PortInUse) as refused:
+        check_ports_free(settings)
+    assert f"port {listening} (HAProxy's stats page) on 0.0.0.0" in refused.value.message
+    assert "CVP_HAPROXY_STATS_PORT" in refused.value.message
+    check_ports_free(settings.model_copy(update={"serve_ingress": "proxy"}))
+
+
 def test_a_taken_port_is_named_with_its_holder_and_variable(listening: int) -> None:
     settings = Settings(dashboard_port=listening, port=_free_port(), serve_port=_free_port())
     with pytest.raises(PortInUse) as refused:
