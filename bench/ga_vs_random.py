@@ -331,34 +331,12 @@ def synthetic_part(budget: Budget, seeds: Sequence[int], storage: Path) -> dict[
 
 def prepare_digits(scratch: Path) -> tuple[Any, Any]:
     """The digits sample preprocessed once, as the platform does, to 32x32 (90% train)."""
-    import zipfile
+    from digits_kit import prepared_digits
 
-    from actors.datasets.layouts import discover, files_root
-    from actors.datasets.preprocess import (
-        PreprocessConfig,
-        load_split,
-        process_chunk,
-        stratified_split,
-        stratum,
-    )
-    from actors.datasets.samples import build_digits
-    from actors.datasets.validate import check_candidates, summarize
+    from actors.datasets.preprocess import load_split
     from actors.training.classification import SplitData
 
-    zipfile.ZipFile(build_digits(scratch / "digits.zip")).extractall(scratch / "digits")
-    root = files_root(scratch / "digits")
-    discovery = discover(root, "classification")
-    entries, rejected = check_candidates(root, discovery.candidates)
-    summarize(entries, rejected, discovery.layout)
-    config = PreprocessConfig(image_size=(32, 32), split=(0.9, 0.1, 0.0))
-    output = scratch / "prepared"
-    output.mkdir()
-    process_chunk(root, entries, config, output / "chunk_0000.npz")
-    split = stratified_split(
-        [e["id"] for e in entries], [stratum(e) for e in entries], config.split, 0
-    )
-    (output / "split.json").write_text(json.dumps(split))
-    (output / "config.json").write_text(config.model_dump_json())
+    output = prepared_digits(scratch)
     halves = [load_split(output, name)[:2] for name in ("train", "val")]
     return tuple(SplitData(images=images, labels=labels) for images, labels in halves)  # type: ignore[return-value]
 

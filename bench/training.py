@@ -33,38 +33,15 @@ HYPERPARAMETERS = {
 
 def plain_loop(architecture: str, epochs: int, scratch: Path) -> dict[str, Any]:
     """The baseline: the digits, preprocessed the same way, in a textbook PyTorch loop."""
-    import zipfile
-
     import numpy as np
     import torch
+    from digits_kit import prepared_digits
     from torch import nn
     from torchvision import models
 
-    from actors.datasets.layouts import discover, files_root
-    from actors.datasets.preprocess import (
-        PreprocessConfig,
-        load_split,
-        process_chunk,
-        stratified_split,
-        stratum,
-    )
-    from actors.datasets.samples import build_digits
-    from actors.datasets.validate import check_candidates, summarize
+    from actors.datasets.preprocess import load_split
 
-    zipfile.ZipFile(build_digits(scratch / "digits.zip")).extractall(scratch / "digits")
-    root = files_root(scratch / "digits")
-    discovery = discover(root, "classification")
-    entries, rejected = check_candidates(root, discovery.candidates)
-    summarize(entries, rejected, discovery.layout)
-    config = PreprocessConfig(image_size=(32, 32), split=(0.9, 0.1, 0.0))
-    output = scratch / "prepared"
-    output.mkdir()
-    process_chunk(root, entries, config, output / "chunk_0000.npz")
-    split = stratified_split(
-        [e["id"] for e in entries], [stratum(e) for e in entries], config.split, 0
-    )
-    (output / "split.json").write_text(json.dumps(split))
-    (output / "config.json").write_text(config.model_dump_json())
+    output = prepared_digits(scratch)
     images, labels, _, _ = load_split(output, "train")
 
     # The same device as the platform picks, with the textbook mixed precision on a GPU.

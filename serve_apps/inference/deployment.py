@@ -86,9 +86,6 @@ class InferencePool:
         self._publish()
         return warmed
 
-    def held(self) -> dict[str, Any]:
-        return self._state.replica_state().as_dict()
-
     async def _publish_forever(self) -> None:
         while True:
             with contextlib.suppress(Exception):  # a missed update shows as a stale updated_at
