@@ -51,7 +51,10 @@ log = logging.getLogger("cvp.inference")
 @serve.ingress()
 class InferencePool:
     def __init__(self, settings: Settings) -> None:
-        configure_logging(settings, "inference")
+        # Each request's line goes to inference.log; on stderr, Serve's capture of a replica's
+        # output walks the stack for every line it writes (a tenth of the event loop's time
+        # under load, measured with py-spy), so only warnings and errors go there.
+        configure_logging(settings, "inference", stderr_level="WARN")
         replica = serve.get_replica_context().replica_id.unique_id
         self._state = InferenceState(
             settings=settings,
