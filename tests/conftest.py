@@ -4,6 +4,7 @@ Ray session for the whole test run (started only if a test asks for it)."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     from cvplatform import RAY_NAMESPACE
     from cvplatform.config import Settings
-    from cvplatform.serve_ingress import serve_environment
+    from cvplatform.serve_ingress import haproxy_dir, serve_environment
     from store.actor import STORE_SECRET_ENV, init_ray_with_store_secret
     from tests.helpers import free_port
 
@@ -62,4 +63,5 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     )
     yield
     ray.shutdown()
+    shutil.rmtree(haproxy_dir(ingress), ignore_errors=True)  # as `cvp down` does
     os.environ.pop(STORE_SECRET_ENV, None)
