@@ -7,10 +7,7 @@ itself (:mod:`actors.models.sandbox_worker`).
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -64,7 +61,7 @@ def convert_in_sandbox(
 def run_worker(request_json: str, workdir: Path, limits: Limits) -> Ended:
     """Run the worker on ``request_json`` until it ends or ``limits.timeout_s`` passes; then its
     process group (it and what it started) is killed."""
-    env, coverage_folder = _measured(sandbox.worker_environment(os.environ, workdir), workdir)
+    env = sandbox.worker_environment(os.environ, workdir)
     with (workdir / sandbox.LOG_FILE).open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", WORKER_MODULE],
@@ -82,8 +79,6 @@ def run_worker(request_json: str, workdir: Path, limits: Limits) -> Ended:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             return Ended(process.returncode, timed_out=True)
-        finally:
-            _keep_measurements(workdir, coverage_folder)
     return Ended(process.returncode, timed_out=False)
 
 
@@ -139,29 +134,3 @@ def _last_log_line(path: Path) -> str:
         lines = [line.strip() for line in log.read().decode(errors="replace").splitlines()]
     said = [line for line in lines if line]
     return said[-1][:300] if said else ""
-
-
-# --- coverage, where the tests measure it ----------------------------------------------------
-
-
-def _measured(env: dict[str, str], workdir: Path) -> tuple[dict[str, str], Path | None]:
-    """Under ``coverage``'s subprocess measurement (the test suite), the worker measures too,
-    writing its data file inside its working folder: the only place it may write. The file is
-    moved to where coverage expects it once the worker has ended."""
-    serialized = os.environ.get("COVERAGE_PROCESS_CONFIG")
-    if not serialized:
-        return env, None
-    config = json.loads(base64.b64decode(serialized))
-    target = Path(config["data_file"]).parent
-    config["data_file"] = str(workdir / "coverage" / Path(config["data_file"]).name)
-    (workdir / "coverage").mkdir(exist_ok=True)
-    encoded = base64.b64encode(json.dumps(config).encode()).decode()
-    return env | {"COVERAGE_PROCESS_CONFIG": encoded}, target
-
-
-def _keep_measurements(workdir: Path, target: Path | None) -> None:
-    if target is None:
-        return
-    for data_file in (workdir / "coverage").glob(".coverage*"):
-        if _is_plain_file(data_file):
-            shutil.move(data_file, target / data_file.name)
