@@ -58,11 +58,12 @@ class Settings(BaseSettings):
     haproxy_metrics_port: int = Field(
         9101, ge=1, le=65535, description="HAProxy's Prometheus exporter (haproxy ingress)"
     )
-    inference_replicas: int = Field(
-        1,
+    inference_replicas: int | None = Field(
+        None,
         ge=1,
         le=64,
-        description="Serve replicas of the inference pool (workers split among them)",
+        description="Serve replicas of the inference pool, workers and cores split among them "
+        "(unset: one per CPU core, at most 4; one with a GPU)",
     )
     inference_max_batch: int = Field(32, ge=1, le=1024, description="images in one prediction")
     inference_batch_size: int = Field(
@@ -80,7 +81,9 @@ class Settings(BaseSettings):
         description="pixels an image's header may declare (checked before decoding)",
     )
     inference_threads: int | None = Field(
-        None, ge=1, description="CPU threads per model run (unset: ONNX Runtime's default)"
+        None,
+        ge=1,
+        description="CPU threads per model run (unset: the cores divided among the replicas)",
     )
 
     tls_certfile: Path | None = None

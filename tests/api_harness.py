@@ -48,6 +48,9 @@ ADMIN_HASH = hash_password(ADMIN_PASSWORD, rounds=4)
 MAX_MODEL_BYTES = 512 * 1024
 MAX_DATASET_BYTES = 512 * 1024
 TEST_SETTINGS: dict[str, Any] = {
+    # The in-process replica is the whole pool: it takes every worker and queue place, whatever
+    # the cores of the machine running the tests.
+    "inference_replicas": 1,
     "login_max_failures": 3,
     "login_lockout_s": 2,
     # Every in-process request comes from one address, and a test logs in often: the buckets

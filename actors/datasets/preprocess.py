@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cvplatform.inference.preprocessing import normalize_pixels
 from cvplatform.schemas import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PreprocessConfig", "cache_key", "load_split"]
@@ -164,7 +165,5 @@ def load_split(
             chunk_boxes = json.loads(str(stored["boxes"]))
             boxes.extend(b for b, k in zip(chunk_boxes, keep, strict=True) if k)
     pixels = np.concatenate(images) if images else np.zeros((0, *config.image_size, 3), np.uint8)
-    mean = np.asarray(config.mean, np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(config.std, np.float32).reshape(1, 3, 1, 1)
-    normalized = (pixels.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - mean) / std
+    normalized = normalize_pixels(pixels, config.mean, config.std)
     return normalized, np.concatenate(labels) if labels else np.zeros(0, np.int64), ids, boxes

@@ -1,13 +1,14 @@
 """A model's input preprocessing: which size and normalization it takes, and applying them.
 
-The arithmetic is training's own (``actors.datasets.preprocess``: ``_resized`` then the
-normalization in ``load_split``), so that a model sees at prediction time exactly what it was
-trained on: RGB, a bilinear stretch to (width, height) without letterboxing, pixels / 255, then
-(x - mean) / std per channel, NCHW float32.
+The arithmetic is training's own (``actors.datasets.preprocess``: ``_resized``, then
+``normalize_pixels`` here, which training calls too), so that a model sees at prediction time
+exactly what it was trained on: RGB, a bilinear stretch to (width, height) without
+letterboxing, pixels / 255, then (x - mean) / std per channel, NCHW float32.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,10 +116,6 @@ def preprocess(
     size = (spec.height, spec.width)
     pixels = [_resized(image, size) for image in images]
     stacked = np.stack(pixels) if pixels else np.zeros((0, *size, 3), np.uint8)
-    mean = np.asarray(spec.mean, np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(spec.std, np.float32).reshape(1, 3, 1, 1)
-    # Training's load_split with the same dtypes and order of operations: bitwise equal results.
-    normalized = (stacked.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - mean) / std
     resized = tuple(
         Resized(
             scale_x=spec.width / image.width,
@@ -128,7 +125,37 @@ def preprocess(
         )
         for image in images
     )
-    return np.ascontiguousarray(normalized), resized
+    return normalize_pixels(stacked, spec.mean, spec.std), resized
+
+
+def normalize_pixels(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """uint8 images (N, H, W, 3) as the model takes them: float32 (N, 3, H, W), C-contiguous,
+    each pixel ``(value / 255 - mean) / std`` for its channel, in float32.
+
+    Training (``actors.datasets.preprocess.load_split``) and prediction both call this, so a
+    model is served exactly what it was trained on. A channel's pixel has 256 possible values:
+    each channel's 256 results are computed once, with those very operations and dtypes, and
+    looked up, which gives the same bits as computing every pixel (tested) in a fifth of the
+    time (2.0 -> 0.4 ms for one 224 x 224 image here, measured).
+    """
+    table = _normalized_levels(tuple(map(float, mean)), tuple(map(float, std)))
+    channels_first = pixels.transpose(0, 3, 1, 2)
+    normalized = np.empty(channels_first.shape, np.float32)
+    for channel in range(3):
+        np.take(table[channel], channels_first[:, channel], out=normalized[:, channel])
+    return normalized
+
+
+@functools.lru_cache(maxsize=64)
+def _normalized_levels(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(3, 256) float32: channel c's result for each uint8 value."""
+    levels = np.arange(256, dtype=np.uint8).reshape(1, 1, 256)
+    mean_32 = np.asarray(mean, np.float32).reshape(1, 3, 1)
+    std_32 = np.asarray(std, np.float32).reshape(1, 3, 1)
+    table = (levels.astype(np.float32) / 255.0 - mean_32) / std_32
+    table = table.reshape(3, 256)
+    table.setflags(write=False)
+    return table
 
 
 def _resized(image: Image.Image, size: tuple[int, int]) -> np.ndarray:

@@ -29,6 +29,7 @@ from ray import serve
 from cvplatform.clock import to_iso, utc_now
 from cvplatform.config import Settings
 from cvplatform.gpu import probe_gpu
+from cvplatform.inference.layout import available_cpus, pool_layout
 from cvplatform.inference.replica_state import publish, remove
 from cvplatform.jsonlog import configure_logging
 from serve_apps.auth.tokens import load_or_create_secret
@@ -106,8 +107,20 @@ class InferencePool:
 
 
 def deploy_inference_pool(settings: Settings) -> None:
-    """Deploy (or redeploy) the pool with the configured bounds; returns once its replicas run."""
-    replicas = settings.inference_replicas
+    """Deploy (or redeploy) the pool with the configured bounds; returns once its replicas run.
+
+    The replicas get ``settings`` with their number and threads resolved here (see
+    ``cvplatform.inference.layout``), so that every replica splits the bounds alike."""
+    layout = pool_layout(
+        settings.inference_replicas,
+        settings.inference_threads,
+        available_cpus(),
+        probe_gpu().available,
+    )
+    settings = settings.model_copy(
+        update={"inference_replicas": layout.replicas, "inference_threads": layout.threads}
+    )
+    replicas = layout.replicas
     per_replica = replica_share(settings.inference_workers, replicas) + replica_share(
         settings.inference_queue_max, replicas
     )
@@ -120,7 +133,7 @@ def deploy_inference_pool(settings: Settings) -> None:
         ray_actor_options={"num_cpus": 0},
     ).bind(settings)
     serve.run(pool, name=POOL_APP, route_prefix="/", blocking=False)
-    log.info("inference pool deployed", extra={"replicas": replicas})
+    log.info("inference pool deployed", extra={"replicas": replicas, "threads": layout.threads})
 
 
 def pool_handle() -> Any:

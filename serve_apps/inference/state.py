@@ -24,6 +24,7 @@ from cvplatform.engines import EngineContext
 from cvplatform.gpu import GpuReport
 from cvplatform.inference.admission import Admission
 from cvplatform.inference.batching import MicroBatcher
+from cvplatform.inference.layout import PoolLayout, available_cpus, pool_layout
 from cvplatform.inference.loaded import LoadedModels
 from cvplatform.inference.recent import RecentServingInputs
 from cvplatform.inference.replica_state import LoadedModel, ReplicaState
@@ -79,6 +80,7 @@ class InferenceState:
     metrics: MetricsSink | None = None
     started_at: str = ""
     # Built from the fields above.
+    layout: PoolLayout = field(init=False)
     ops: AsyncStoreOperations = field(init=False)
     readers: ReaderPool = field(init=False)
     credentials: CredentialCache = field(init=False)
@@ -92,8 +94,15 @@ class InferenceState:
 
     def __post_init__(self) -> None:
         settings = self.settings
-        replicas = settings.inference_replicas
+        layout = pool_layout(
+            settings.inference_replicas,
+            settings.inference_threads,
+            available_cpus(),
+            self.gpu.available,
+        )
+        replicas = layout.replicas
         built: Mapping[str, Any] = {
+            "layout": layout,
             **auth_context_parts(settings, self.store, self.clock),
             "admission": Admission(
                 replica_share(settings.inference_workers, replicas),
@@ -121,7 +130,7 @@ class InferenceState:
         return EngineContext(
             cache_dir=self.settings.artifacts_dir / "engines",
             gpu=self.gpu,
-            threads=self.settings.inference_threads,
+            threads=self.layout.threads,
             gpu_memory_limit_mb=self.settings.gpu_memory_limit_mb,
         )
 

@@ -38,6 +38,10 @@ def serve_url(platform: LivePlatform) -> Iterator[str]:
     pool_settings = platform.settings.model_copy(
         update={
             "serve_port": port,
+            # One replica: the bounds below are then one replica's, and a model warmed is the
+            # one predicted with (two replicas run in tests/e2e/test_make_run.py, the default
+            # on a 2-core machine).
+            "inference_replicas": 1,
             "inference_workers": WORKERS,
             "inference_queue_max": QUEUE_MAX,
             "inference_batch_size": 4,

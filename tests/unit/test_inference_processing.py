@@ -21,6 +21,7 @@ from cvplatform.inference.preprocessing import (
     IMAGENET_SPEC_STD,
     PreprocessSpec,
     Resized,
+    normalize_pixels,
     preprocess,
     spec_for,
 )
@@ -83,6 +84,32 @@ def test_preprocess_equals_what_training_stored_and_loaded(tmp_path: Path) -> No
     batch, resized = preprocess(reopened, spec)
     np.testing.assert_array_equal(batch, trained)  # bitwise: same dtypes, same operations
     assert [(r.original_width, r.original_height) for r in resized] == [(11, 8), (6, 9)]
+
+
+@pytest.mark.parametrize(
+    ("mean", "std"),
+    [
+        (IMAGENET_SPEC_MEAN, IMAGENET_SPEC_STD),
+        ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+        ((0.3, 0.4, 0.5), (0.2, 0.3, 0.4)),
+    ],
+)
+def test_normalizing_by_lookup_gives_the_bits_of_the_arithmetic(
+    mean: tuple[float, float, float], std: tuple[float, float, float]
+) -> None:
+    # Models trained before the lookup was normalized this way, per pixel: they must be served
+    # the very same float32 values. Every uint8 value occurs in every channel here.
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 40, 50, 3), dtype=np.uint8)
+    pixels[0, 0, :, :] = np.arange(256).reshape(-1, 1).repeat(3, axis=1)[:50]
+    pixels[1, :, :, :] = np.arange(2000, dtype=np.uint8)[: 40 * 50].reshape(40, 50, 1)
+    mean_32 = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+    std_32 = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+    per_pixel = (pixels.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - mean_32) / std_32
+
+    looked_up = normalize_pixels(pixels, mean, std)
+
+    assert looked_up.dtype == np.float32 and looked_up.flags.c_contiguous
+    np.testing.assert_array_equal(looked_up.view(np.uint32), per_pixel.view(np.uint32))
 
 
 def test_an_empty_batch_has_the_model_shape() -> None:
