@@ -26,6 +26,12 @@ MAX_AUTO_REPLICAS = 4
 class PoolLayout:
     replicas: int
     threads: int  # ONNX Runtime's intra-op threads for each model run
+    cores: int  # the machine's, for a run that has a replica to itself
+
+    @property
+    def shares_cores(self) -> bool:
+        """Whether a run has fewer threads than the machine has cores."""
+        return self.threads < self.cores
 
 
 def available_cpus() -> int:
@@ -50,4 +56,4 @@ def pool_layout(
     """
     cores = max(1, cpus)
     chosen = replicas or (1 if gpu_available else min(cores, MAX_AUTO_REPLICAS))
-    return PoolLayout(replicas=chosen, threads=threads or max(1, cores // chosen))
+    return PoolLayout(replicas=chosen, threads=threads or max(1, cores // chosen), cores=cores)

@@ -33,6 +33,7 @@ from cvplatform.inference.served import (
     ServingInput,
     open_served_model,
     run_together,
+    runs_alone,
 )
 from cvplatform.inference.stats import InferenceStats
 from serve_apps.api.state import StoreGateway, auth_context_parts
@@ -126,16 +127,24 @@ class InferenceState:
     def replica_state_dir(self) -> Path:
         return self.settings.run_dir / "inference"
 
-    def engine_context(self) -> EngineContext:
+    def engine_context(self, threads: int | None = None) -> EngineContext:
         return EngineContext(
             cache_dir=self.settings.artifacts_dir / "engines",
             gpu=self.gpu,
-            threads=self.layout.threads,
+            threads=threads or self.layout.threads,
             gpu_memory_limit_mb=self.settings.gpu_memory_limit_mb,
         )
 
     def open_model(self, record: ServingInput) -> ServedModel:
-        return open_served_model(record, self.engine_context(), self.settings.inference_max_batch)
+        """The model on its engine; on a CPU pool whose runs share the cores, with a second
+        session on every core for a lone request (``runs_alone``)."""
+        layout = self.layout
+        alone = None
+        if layout.shares_cores and not self.gpu.available:
+            alone = self.engine_context(threads=layout.cores)
+        return open_served_model(
+            record, self.engine_context(), self.settings.inference_max_batch, alone_context=alone
+        )
 
     def read_model(self, model_id: str) -> ServingInput | None:
         """The model's serving record: a ready one as read within ``CVP_AUTH_CACHE_S``."""
@@ -153,8 +162,9 @@ class InferenceState:
 
             async def run_many(tensors: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
                 loop = asyncio.get_running_loop()
+                alone = runs_alone(tensors, self.admission.busy)
                 return await loop.run_in_executor(
-                    self.runner, run_together, model, tensors, settings.inference_max_batch
+                    self.runner, run_together, model, tensors, settings.inference_max_batch, alone
                 )
 
             batcher = MicroBatcher(

@@ -4,6 +4,7 @@ a fixed batch padded, and a run in progress stopped from another thread."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from cvplatform.inference.served import (
     engine_choice,
     open_served_model,
     run_together,
+    runs_alone,
 )
 from tests.models_kit import onnx_slow_classifier
 from tests.unit.engines_kit import (
@@ -309,3 +311,53 @@ def test_cancel_stops_a_run_in_progress_and_the_next_run_works(tmp_path: Path) -
     assert ran_s < 8 * one_sample_s + 0.2, (ran_s, one_sample_s)
     (again,) = served.run(batch[:1], max_run=16)
     np.testing.assert_allclose(again, single, rtol=1e-5, atol=1e-6)
+
+
+# a lone request on every core ---------------------------------------------------------------------
+
+
+def test_a_pool_sharing_the_cores_opens_a_session_on_every_core_for_lone_runs(
+    toy: ModelFile, tmp_path: Path
+) -> None:
+    every_core = dataclasses.replace(context(tmp_path), threads=2)
+    served = open_served_model(serving_input(toy), context(tmp_path), 4, alone_context=every_core)
+    assert isinstance(served.session, OrtSession) and isinstance(served.alone_session, OrtSession)
+    assert served.session.setup.details["threads"] == 1
+    assert served.alone_session.setup.details["threads"] == 2
+    batch = images(1)
+    np.testing.assert_allclose(
+        served.run(batch, max_run=4, alone=True)[0],
+        served.run(batch, max_run=4)[0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # Which session a run takes: the stand-in answers its input, the model four logits.
+    served.alone_session = StandInSession()
+    assert served.run(batch, max_run=4, alone=True)[0].shape == (1, 3, 32, 32)
+    assert served.run(batch, max_run=4)[0].shape == (1, 4)
+    (only,) = run_together(served, [batch], max_run=4, alone=True)
+    assert only[0].shape == (1, 3, 32, 32)
+    served.release()
+
+
+def test_without_a_second_context_there_is_one_session(toy: ModelFile, tmp_path: Path) -> None:
+    served = open_served_model(serving_input(toy), context(tmp_path), max_run=4)
+    assert served.alone_session is None
+    assert served.run(images(1), max_run=4, alone=True)[0].shape == (1, 4)
+
+
+@pytest.mark.parametrize(
+    ("images_per_request", "requests_in_replica", "alone"),
+    [
+        ([1], 1, True),  # one user, one image
+        ([1], 0, True),  # a warm-up run, no request
+        ([1], 2, False),  # another request is in the replica: the cores are shared
+        ([2], 1, False),  # a batch: throughput, on the replica's share
+        ([1, 1], 2, False),  # two requests run together
+    ],
+)
+def test_which_runs_take_every_core(
+    images_per_request: list[int], requests_in_replica: int, alone: bool
+) -> None:
+    tensors = [images(count) for count in images_per_request]
+    assert runs_alone(tensors, requests_in_replica) is alone
