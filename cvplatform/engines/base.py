@@ -57,6 +57,11 @@ class EngineContext:
     threads: int | None = None  # intra-op CPU threads; None: the library's default
     calibration: Callable[[], Calibration] | None = None  # INT8 only; called only on a cache miss
     gpu_memory_limit_mb: int | None = None
+    # Whether ONNX Runtime's threads spin for work after a run. Off for an inference pool of
+    # several replicas: a replica's threads spinning after its run took the cores from the next
+    # replica's run (a lone user's answers, alternating between two replicas: 49-58 ms with it,
+    # 29-30 ms without, measured with bench/load.py's payloads on this 2-core machine).
+    spin_wait: bool = True
 
 
 @dataclass(frozen=True)

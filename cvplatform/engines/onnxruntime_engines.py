@@ -75,8 +75,13 @@ class OrtSession:
         self._session = None
 
 
-def create_session(path: Path, threads: int | None, providers: Sequence[Any]) -> Any:
+def create_session(
+    path: Path, threads: int | None, providers: Sequence[Any], spin_wait: bool = True
+) -> Any:
     """An InferenceSession with every graph optimisation on.
+
+    ``spin_wait``: ONNX Runtime's threads keep spinning for work after a run (its default);
+    off, they sleep, which is what processes sharing the cores need (see EngineContext).
 
     Raises:
         EngineFailed: ONNX Runtime cannot load the model (broken graph, an op it lacks).
@@ -85,6 +90,8 @@ def create_session(path: Path, threads: int | None, providers: Sequence[Any]) ->
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         options.intra_op_num_threads = threads
+    if not spin_wait:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=list(providers))
     except Exception as error:  # ONNX Runtime's own exception types, not exported
@@ -125,7 +132,7 @@ class _OrtEngine:
         input_shape: tuple[int, int, int],
         batch_sizes: Sequence[int],
     ) -> Any:
-        session = create_session(path, self._context.threads, providers)
+        session = create_session(path, self._context.threads, providers, self._context.spin_wait)
         check_session_input(session, input_shape, batch_sizes)
         return session
 
@@ -144,7 +151,11 @@ class OrtCpuEngine(_OrtEngine):
     ) -> OrtSession:
         started = self._clock()
         session = self._session(model.path, [CPU_PROVIDER], input_shape, batch_sizes)
-        details = {"providers": session.get_providers(), "threads": self._context.threads}
+        details = {
+            "providers": session.get_providers(),
+            "threads": self._context.threads,
+            "spin_wait": self._context.spin_wait,
+        }
         return OrtSession(session, Setup("session_creation", self._clock() - started, details))
 
 

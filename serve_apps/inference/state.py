@@ -133,6 +133,7 @@ class InferenceState:
             gpu=self.gpu,
             threads=threads or self.layout.threads,
             gpu_memory_limit_mb=self.settings.gpu_memory_limit_mb,
+            spin_wait=not self.layout.shares_cores,
         )
 
     def open_model(self, record: ServingInput) -> ServedModel:

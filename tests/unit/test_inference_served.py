@@ -319,11 +319,16 @@ def test_cancel_stops_a_run_in_progress_and_the_next_run_works(tmp_path: Path) -
 def test_a_pool_sharing_the_cores_opens_a_session_on_every_core_for_lone_runs(
     toy: ModelFile, tmp_path: Path
 ) -> None:
-    every_core = dataclasses.replace(context(tmp_path), threads=2)
-    served = open_served_model(serving_input(toy), context(tmp_path), 4, alone_context=every_core)
+    shared = dataclasses.replace(context(tmp_path), spin_wait=False)
+    every_core = dataclasses.replace(shared, threads=2)
+    served = open_served_model(serving_input(toy), shared, 4, alone_context=every_core)
     assert isinstance(served.session, OrtSession) and isinstance(served.alone_session, OrtSession)
     assert served.session.setup.details["threads"] == 1
     assert served.alone_session.setup.details["threads"] == 2
+    for session in (served.session, served.alone_session):
+        assert session.setup.details["spin_wait"] is False
+        options = session._session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     batch = images(1)
     np.testing.assert_allclose(
         served.run(batch, max_run=4, alone=True)[0],
