@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import re
 import socket
 import time
@@ -16,10 +17,29 @@ T = TypeVar("T")
 _counter = itertools.count()
 
 
+# Ports for the servers a test starts, outside what the kernel hands out as ephemeral ports
+# (32768-60999 here) and Ray's worker ports (10002-19999): a port the kernel picked is free now,
+# but Ray's processes, started after it was picked, take ephemeral ports of their own, and once
+# one took HAProxy's stats port before HAProxy bound it (seen with bench/load.py).
+_PORT_RANGE = range(20000, 32000)
+_handed_out: set[int] = set()
+_port_picker = random.Random()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port free on every interface now, not handed out before by this process."""
+    for _ in range(200):
+        port = _port_picker.choice(_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORT_RANGE} after 200 tries")
 
 
 def unique(prefix: str) -> str:
